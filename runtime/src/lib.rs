@@ -1,0 +1,20 @@
+//! harun-runtime: the OCI runtime as a library.
+//!
+//! Process model and layout: see DESIGN.md. The CLI (`src/`) is a thin layer over
+//! [`container`].
+
+pub mod error;
+pub mod hooks;
+pub mod pidfd;
+pub mod procfs;
+pub mod rootfs;
+pub mod security;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// The OCI runtime spec version harun implements.
+pub const OCI_VERSION: &str = "1.2.0";

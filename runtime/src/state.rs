@@ -1,0 +1,336 @@
+//! The state directory: one dir per container under the root (`/run/harun/<id>`), holding
+//! `state.json` (written tmp + fsync + rename) and `exec.fifo` while the container is created.
+//!
+//! Writers (create/start/kill/delete) hold an exclusive flock on the container's directory;
+//! readers (`state`, `list`) take no lock: a rename is atomic, so they see the old or the new
+//! file, never half of one.
+
+use std::collections::HashMap;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind as IoKind, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::procfs;
+use crate::{Error, Result};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// OCI status, plus `creating` for a container whose create has not finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What harun keeps about a container (state.json).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    /// Host pid of the container init.
+    pub pid: i32,
+    /// Its start time (clock ticks since boot, /proc/PID/stat field 22).
+    pub init_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The config the container was created from (hooks for delete, resources later).
+    pub config: Spec,
+}
+
+impl State {
+    /// Current status, derived from the init process and the exec fifo (as runc does):
+    /// dead, zombie or a different process under the pid → stopped; fifo present → created.
+    pub fn status(&self, dir: &Path) -> Status {
+        if !procfs::is_alive(self.pid, self.init_start_time) {
+            Status::Stopped
+        } else if dir.join(EXEC_FIFO).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    pub fn annotations(&self) -> HashMap<String, String> {
+        self.config.annotations().clone().unwrap_or_default()
+    }
+
+    /// The OCI state document (runtime.md "State"), with runc's extra fields
+    /// (rootfs, created, owner), as `harun state` prints it and hooks receive it.
+    pub fn to_oci(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        serde_json::json!({
+            "ociVersion": crate::OCI_VERSION,
+            "id": self.id,
+            "pid": pid,
+            "status": status,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": "",
+            "annotations": self.annotations(),
+        })
+    }
+}
+
+/// The directory holding every container's state dir.
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    path: PathBuf,
+}
+
+/// A container's state dir, locked exclusively while this value lives.
+#[derive(Debug)]
+pub struct LockedDir {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+/// Container IDs as runc accepts them: letters, digits, `_ + - .`, not `.` or `..`.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "_+-.".contains(c);
+    if id.is_empty() || id == "." || id == ".." || id.len() > 1024 || !id.chars().all(ok_char) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.` \
+             (not `.` or `..`)"
+        )));
+    }
+    Ok(())
+}
+
+impl StateRoot {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StateRoot { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.path.join(id)
+    }
+
+    /// Make and lock a new container dir; AlreadyExists when the ID is taken.
+    pub fn create(&self, id: &str) -> Result<LockedDir> {
+        validate_id(id)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.path)
+            .map_err(Error::io("create state root", &self.path))?;
+        let dir = self.dir(id);
+        match DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == IoKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(id.to_string()))
+            }
+            Err(e) => return Err(Error::io("create state dir", &dir)(e)),
+        }
+        LockedDir::lock(dir)
+    }
+
+    /// Lock an existing container's dir; NotFound when there is none.
+    pub fn lock(&self, id: &str) -> Result<LockedDir> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        match LockedDir::lock(dir) {
+            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {
+                Err(Error::NotFound(id.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    /// Read a container's state without locking. NotFound when it has none (also while its
+    /// create is still running: it does not exist yet).
+    pub fn read(&self, id: &str) -> Result<State> {
+        validate_id(id)?;
+        read_state(&self.dir(id), id)
+    }
+
+    /// IDs of every container with a state dir, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read state root", &self.path)(e)),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn read_state(dir: &Path, id: &str) -> Result<State> {
+    let path = dir.join(STATE_FILE);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == IoKind::NotFound => return Err(Error::NotFound(id.to_string())),
+        Err(e) => return Err(Error::io("read", &path)(e)),
+    };
+    serde_json::from_slice(&text).map_err(|e| Error::spec(path.display().to_string(), e.to_string()))
+}
+
+impl LockedDir {
+    fn lock(path: PathBuf) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(Error::io("open state dir", &path))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::sys(format!("flock `{}`", path.display()))(e))?;
+        Ok(LockedDir { path, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw fd of the lock: the container init must close it right after clone.
+    pub fn lock_fd(&self) -> i32 {
+        self._lock.as_raw_fd()
+    }
+
+    pub fn id(&self) -> &str {
+        self.path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+    }
+
+    pub fn read(&self) -> Result<State> {
+        read_state(&self.path, self.id())
+    }
+
+    /// Write state.json: fresh temp file, fsync, rename over the real one.
+    pub fn write(&self, state: &State) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let data = serde_json::to_vec(state).map_err(|e| Error::spec("state", e.to_string()))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(Error::io("create", &tmp))?;
+        f.write_all(&data).map_err(Error::io("write", &tmp))?;
+        f.sync_all().map_err(Error::io("fsync", &tmp))?;
+        let dst = self.path.join(STATE_FILE);
+        fs::rename(&tmp, &dst).map_err(Error::io("rename state file to", &dst))
+    }
+
+    /// Remove the dir and everything in it (state, fifo, temp files).
+    pub fn remove(self) -> Result<()> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == IoKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove state dir", &self.path)(e)),
+        }
+    }
+}
+
+/// Write a file atomically (temp in the same dir + rename), e.g. the `--pid-file`.
+pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("`{}` is not a file path", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    fs::write(&tmp, data).map_err(Error::io("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("rename to", path)(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp_root(name: &str) -> StateRoot {
+        let p = std::env::temp_dir().join(format!("harun-state-test-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        StateRoot::new(p)
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        for ok in ["a", "abc-1.2_3+x", "0"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "é", &"x".repeat(1025)] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_twice_is_already_exists_and_missing_is_not_found() {
+        let root = tmp_root("twice");
+        let d = root.create("c1").unwrap();
+        assert_eq!(root.create("c1").unwrap_err().to_string(), "container `c1` already exists");
+        // No state file yet: readers see "does not exist".
+        assert!(matches!(root.read("c1"), Err(Error::NotFound(_))));
+        assert!(matches!(root.lock("nope"), Err(Error::NotFound(_))));
+        assert_eq!(root.ids().unwrap(), vec!["c1".to_string()]);
+        d.remove().unwrap();
+        assert!(root.ids().unwrap().is_empty());
+        fs::remove_dir_all(root.path()).unwrap();
+    }
+
+    #[test]
+    fn state_round_trips_and_dead_pid_is_stopped() {
+        let root = tmp_root("rt");
+        let d = root.create("c2").unwrap();
+        let st = State {
+            id: "c2".into(),
+            pid: i32::MAX,
+            init_start_time: 1,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: crate::time::now_rfc3339(),
+            config: crate::spec::example().unwrap(),
+        };
+        d.write(&st).unwrap();
+        let back = root.read("c2").unwrap();
+        assert_eq!(back.pid, st.pid);
+        assert_eq!(back.status(d.path()), Status::Stopped);
+        assert_eq!(back.to_oci(Status::Stopped)["pid"], 0);
+        d.remove().unwrap();
+        fs::remove_dir_all(root.path()).unwrap();
+    }
+}
