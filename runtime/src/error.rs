@@ -128,11 +128,16 @@ mod tests {
     #[test]
     fn messages_name_operation_object_and_cause() {
         let e = Error::io("open", "/x/config.json")(io::Error::from_raw_os_error(libc::ENOENT));
-        assert!(e.to_string().starts_with("open `/x/config.json`: No such file"));
+        assert!(e
+            .to_string()
+            .starts_with("open `/x/config.json`: No such file"));
         assert_eq!(e.errno(), Some(Errno::ENOENT));
         assert_eq!(e.kind(), ErrorKind::System);
         let e = Error::sys("mount `/proc`")(Errno::EPERM);
-        assert_eq!(e.to_string(), "mount `/proc`: EPERM: Operation not permitted");
+        assert_eq!(
+            e.to_string(),
+            "mount `/proc`: EPERM: Operation not permitted"
+        );
         let e = Error::spec("process.args", "must not be empty");
         assert_eq!(e.to_string(), "process.args: must not be empty");
         assert_eq!(e.kind(), ErrorKind::InvalidInput);

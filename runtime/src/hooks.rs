@@ -1,1 +1,671 @@
-//! (being written)
+//! OCI hooks (config.md "POSIX-platform Hooks", runtime.md "Lifecycle").
+//!
+//! Each hook runs with the container's state JSON on stdin, its `args` as argv (args[0] is
+//! argv[0], as execv), exactly its `env`, and its `timeout` honoured. stdout and stderr are
+//! inherited. No thread is spawned (the caller may clone afterwards and must stay
+//! single-threaded): the timeout and the stdin feed are one poll(2) loop over a pidfd and
+//! a non-blocking pipe. Hooks inherit every fd of the caller that is not close-on-exec.
+
+use std::io;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+use oci_spec::runtime::{Hook, Spec};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl Stage {
+    /// In lifecycle order.
+    pub const ALL: [Stage; 6] = [
+        Stage::Prestart,
+        Stage::CreateRuntime,
+        Stage::CreateContainer,
+        Stage::StartContainer,
+        Stage::Poststart,
+        Stage::Poststop,
+    ];
+
+    /// The stage's name in config.json (`hooks.<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Prestart => "prestart",
+            Stage::CreateRuntime => "createRuntime",
+            Stage::CreateContainer => "createContainer",
+            Stage::StartContainer => "startContainer",
+            Stage::Poststart => "poststart",
+            Stage::Poststop => "poststop",
+        }
+    }
+
+    /// The stage's hooks in `spec`; empty when absent.
+    pub fn hooks(self, spec: &Spec) -> &[Hook] {
+        let Some(hooks) = spec.hooks().as_ref() else {
+            return &[];
+        };
+        #[allow(deprecated)] // prestart is deprecated in the spec, still honoured
+        let list = match self {
+            Stage::Prestart => hooks.prestart(),
+            Stage::CreateRuntime => hooks.create_runtime(),
+            Stage::CreateContainer => hooks.create_container(),
+            Stage::StartContainer => hooks.start_container(),
+            Stage::Poststart => hooks.poststart(),
+            Stage::Poststop => hooks.poststop(),
+        };
+        list.as_deref().unwrap_or_default()
+    }
+}
+
+/// Pure: every hook path absolute, `timeout` (if set) > 0, env entries `KEY=VALUE`, no NUL
+/// bytes. Field: `hooks.poststart[1].path`.
+pub fn validate(spec: &Spec) -> Result<()> {
+    for stage in Stage::ALL {
+        for (i, hook) in stage.hooks(spec).iter().enumerate() {
+            check_hook(hook).map_err(|(f, reason)| {
+                Error::spec(format!("hooks.{}[{i}].{f}", stage.name()), reason)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The problem with `hook`, as (field under the hook, reason).
+fn check_hook(hook: &Hook) -> std::result::Result<(), (String, String)> {
+    let path = hook.path();
+    if !path.is_absolute() {
+        let reason = format!("`{}` is not an absolute path", path.display());
+        return Err(("path".into(), reason));
+    }
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(("path".into(), "contains a NUL byte".into()));
+    }
+    if let Some(t) = hook.timeout().filter(|&t| t <= 0) {
+        let reason = format!("must be a positive number of seconds, got {t}");
+        return Err(("timeout".into(), reason));
+    }
+    for (j, arg) in hook.args().iter().flatten().enumerate() {
+        if arg.contains('\0') {
+            return Err((format!("args[{j}]"), "contains a NUL byte".into()));
+        }
+    }
+    for (j, kv) in hook.env().iter().flatten().enumerate() {
+        if let Err(reason) = split_env(kv) {
+            return Err((format!("env[{j}]"), reason));
+        }
+    }
+    Ok(())
+}
+
+fn split_env(kv: &str) -> std::result::Result<(&str, &str), String> {
+    if kv.contains('\0') {
+        return Err("contains a NUL byte".into());
+    }
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k, v)),
+        _ => Err(format!("`{kv}` is not KEY=VALUE")),
+    }
+}
+
+/// Run the hooks of `stage` in order, each with `state_json` on stdin. The first failure
+/// stops the run: `Error::Hook` with the hook's index and path and the reason ("exited
+/// with status 1", "killed by signal 9 (SIGKILL)", "timed out after 2s", "cannot
+/// execute: ..."). Whether that is fatal is the caller's decision.
+pub fn run(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    for (index, hook) in hooks.iter().enumerate() {
+        run_one(hook, state_json).map_err(|reason| Error::Hook {
+            stage: stage.name(),
+            index,
+            path: hook.path().clone(),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
+    check_hook(hook).map_err(|(f, reason)| format!("{f}: {reason}"))?;
+    let timeout = hook
+        .timeout()
+        .map(|t| Duration::from_secs(t.unsigned_abs()));
+    let mut cmd = command(hook)?;
+    let mut child = cmd.spawn().map_err(|e| format!("cannot execute: {e}"))?;
+    let outcome = supervise(&mut child, input, timeout);
+    if !matches!(outcome, Ok(Outcome::Exited(_))) {
+        // Timed out, or we could not watch it: never leave the hook running or unreaped.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    match outcome? {
+        Outcome::Exited(status) => describe_failure(status).map_or(Ok(()), Err),
+        Outcome::TimedOut => Err(format!(
+            "timed out after {}s",
+            timeout.unwrap_or_default().as_secs()
+        )),
+    }
+}
+
+fn command(hook: &Hook) -> std::result::Result<Command, String> {
+    let mut cmd = Command::new(hook.path());
+    if let Some((arg0, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        let (k, v) = split_env(kv)?;
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    Ok(cmd)
+}
+
+/// `None` for success, else why the hook failed.
+fn describe_failure(status: ExitStatus) -> Option<String> {
+    if status.success() {
+        return None;
+    }
+    Some(if let Some(code) = status.code() {
+        format!("exited with status {code}")
+    } else if let Some(sig) = status.signal() {
+        match Signal::try_from(sig) {
+            Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
+            Err(_) => format!("killed by signal {sig}"),
+        }
+    } else {
+        format!("ended with {status}")
+    })
+}
+
+enum Outcome {
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+/// Feed `input` to the child's stdin and wait for it to exit, or for the deadline.
+fn supervise(
+    child: &mut Child,
+    input: &[u8],
+    timeout: Option<Duration>,
+) -> std::result::Result<Outcome, String> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let pidfd = pidfd_open(child.id()).map_err(|e| format!("pidfd_open: {e}"))?;
+    let mut stdin = child.stdin.take();
+    if let Some(pipe) = &stdin {
+        fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| format!("set stdin non-blocking: {e}"))?;
+    }
+    // A hook that closes stdin without reading it makes our write fail with EPIPE, which is
+    // fine; SIGPIPE must not kill the runtime meanwhile.
+    let _sigpipe = SigpipeBlocked::new().map_err(|e| format!("block SIGPIPE: {e}"))?;
+    let mut written = 0;
+    loop {
+        if written == input.len() {
+            stdin = None; // EOF for the hook
+        }
+        let wait = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Outcome::TimedOut);
+                }
+                poll_timeout(left)
+            }
+        };
+        let (exited, writable) = {
+            let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(pipe) = &stdin {
+                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLOUT));
+            }
+            match poll(&mut fds, wait) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+        };
+        if exited {
+            let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+            return Ok(Outcome::Exited(status));
+        }
+        if writable {
+            if let Some(pipe) = &stdin {
+                match feed(pipe, &input[written..]) {
+                    Some(n) => written += n,
+                    None => written = input.len(), // the hook stopped reading
+                }
+            }
+        }
+    }
+}
+
+/// Write what the pipe takes now. `None` when the reader is gone (EPIPE) or the pipe broke.
+fn feed(pipe: &ChildStdin, data: &[u8]) -> Option<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match nix::unistd::write(pipe, &data[done..]) {
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => break,
+            Err(_) => return None,
+        }
+    }
+    Some(done)
+}
+
+fn poll_timeout(left: Duration) -> PollTimeout {
+    // Round up so the loop does not spin on a sub-millisecond remainder.
+    let ms = left.as_micros().div_ceil(1000);
+    PollTimeout::try_from(ms.min(i32::MAX as u128)).unwrap_or(PollTimeout::MAX)
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: pidfd_open(pid, 0) reads no memory of ours; it returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this fd (close-on-exec by default); nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// SIGPIPE blocked for this thread while we write to hooks; on drop, a SIGPIPE our writes
+/// raised is discarded and the old mask restored.
+struct SigpipeBlocked {
+    was_blocked: bool,
+}
+
+impl SigpipeBlocked {
+    fn new() -> nix::Result<Self> {
+        let mut old = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe()), Some(&mut old))?;
+        Ok(SigpipeBlocked {
+            was_blocked: old.contains(Signal::SIGPIPE),
+        })
+    }
+}
+
+impl Drop for SigpipeBlocked {
+    fn drop(&mut self) {
+        if self.was_blocked {
+            return;
+        }
+        let set = sigpipe();
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: sigtimedwait with a valid set, no info buffer and a zero timeout only
+        // dequeues a pending SIGPIPE (returns -1/EAGAIN when there is none).
+        while unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) } > 0 {}
+        let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    }
+}
+
+fn sigpipe() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGPIPE);
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::HookBuilder;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("harun-hooks-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+        fn file(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+
+    /// `/bin/sh -c script` with PATH and OUT=`out` in its environment.
+    fn sh(script: &str, out: &Path) -> Hook {
+        HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec!["sh".into(), "-c".into(), script.into()])
+            .env(vec![PATH.into(), format!("OUT={}", out.display())])
+            .build()
+            .unwrap()
+    }
+
+    fn with_timeout(mut hook: Hook, secs: i64) -> Hook {
+        hook.set_timeout(Some(secs));
+        hook
+    }
+
+    fn hook_error(r: Result<()>) -> (&'static str, usize, PathBuf, String) {
+        match r {
+            Err(Error::Hook {
+                stage,
+                index,
+                path,
+                reason,
+            }) => (stage, index, path, reason),
+            other => panic!("expected a hook error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stage_names_are_the_config_json_keys() {
+        let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop"
+            ]
+        );
+    }
+
+    fn spec(hooks: serde_json::Value) -> Spec {
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "root": {"path": "rootfs"},
+            "hooks": hooks
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn stage_hooks_come_from_their_own_list() {
+        let mut hooks = serde_json::Map::new();
+        for stage in Stage::ALL {
+            hooks.insert(
+                stage.name().into(),
+                serde_json::json!([{"path": format!("/{}", stage.name())}]),
+            );
+        }
+        let s = spec(hooks.into());
+        for stage in Stage::ALL {
+            let list = stage.hooks(&s);
+            assert_eq!(list.len(), 1);
+            assert_eq!(list[0].path(), &PathBuf::from(format!("/{}", stage.name())));
+        }
+        let empty = spec(serde_json::json!({}));
+        let none: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0", "root": {"path": "rootfs"}
+        }))
+        .unwrap();
+        for stage in Stage::ALL {
+            assert!(stage.hooks(&empty).is_empty());
+            assert!(stage.hooks(&none).is_empty());
+        }
+    }
+
+    #[test]
+    fn validate_accepts_good_hooks() {
+        let s = spec(serde_json::json!({
+            "createRuntime": [{"path": "/bin/true", "args": ["true", "x"], "env": ["A=1", "B="],
+                               "timeout": 5}],
+            "poststop": [{"path": "/usr/bin/env"}]
+        }));
+        assert!(validate(&s).is_ok());
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let table = [
+            (
+                serde_json::json!({"poststart": [{"path": "/bin/true"}, {"path": "rel/hook"}]}),
+                "hooks.poststart[1].path: `rel/hook` is not an absolute path",
+            ),
+            (
+                serde_json::json!({"prestart": [{"path": "/bin/true", "timeout": 0}]}),
+                "hooks.prestart[0].timeout: must be a positive number of seconds, got 0",
+            ),
+            (
+                serde_json::json!({"createContainer": [{"path": "/x", "timeout": -3}]}),
+                "hooks.createContainer[0].timeout: must be a positive number of seconds, got -3",
+            ),
+            (
+                serde_json::json!({"startContainer": [{"path": "/x", "env": ["A=1", "NOEQUALS"]}]}),
+                "hooks.startContainer[0].env[1]: `NOEQUALS` is not KEY=VALUE",
+            ),
+            (
+                serde_json::json!({"poststop": [{"path": "/x", "env": ["=v"]}]}),
+                "hooks.poststop[0].env[0]: `=v` is not KEY=VALUE",
+            ),
+            (
+                serde_json::json!({"createRuntime": [{"path": "/x", "args": ["x", "a\u{0}b"]}]}),
+                "hooks.createRuntime[0].args[1]: contains a NUL byte",
+            ),
+        ];
+        for (hooks, want) in table {
+            let err = validate(&spec(hooks.clone())).unwrap_err().to_string();
+            assert_eq!(err, want, "{hooks}");
+        }
+    }
+
+    #[test]
+    fn hooks_run_in_order_with_the_state_on_stdin() {
+        let dir = TempDir::new();
+        let out = dir.file("out");
+        let state = br#"{"ociVersion":"1.2.0","id":"c1","status":"creating","pid":42}"#;
+        let hooks = [
+            sh("printf 1 >> \"$OUT\"", &out),
+            sh("printf 2 >> \"$OUT\"; cat > \"$OUT.stdin\"", &out),
+            sh("printf 3 >> \"$OUT\"", &out),
+        ];
+        run(Stage::CreateRuntime, &hooks, state).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "123");
+        assert_eq!(std::fs::read(dir.file("out.stdin")).unwrap(), state);
+    }
+
+    #[test]
+    fn large_state_is_fed_completely() {
+        let dir = TempDir::new();
+        let out = dir.file("out");
+        let state: Vec<u8> = (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        run(Stage::Poststart, &[sh("cat > \"$OUT\"", &out)], &state).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), state);
+    }
+
+    #[test]
+    fn a_hook_that_ignores_stdin_is_fine() {
+        let dir = TempDir::new();
+        let state = vec![b'x'; 1_000_000];
+        let hook = sh("exit 0", &dir.file("out"));
+        run(Stage::Poststop, &[hook], &state).unwrap();
+    }
+
+    #[test]
+    fn env_is_exactly_the_given_one() {
+        let dir = TempDir::new();
+        let out = dir.file("out");
+        let hook = HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                "sh".into(),
+                "-c".into(),
+                "/usr/bin/env > \"$OUT\"".into(),
+            ])
+            .env(vec![
+                format!("OUT={}", out.display()),
+                "A=1".into(),
+                "B=x=y".into(),
+            ])
+            .build()
+            .unwrap();
+        run(Stage::Prestart, &[hook], b"{}").unwrap();
+        let mut got: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("PWD=")) // the shell's own, not inherited
+            .map(String::from)
+            .collect();
+        got.sort();
+        assert_eq!(got, ["A=1", "B=x=y", &format!("OUT={}", out.display())]);
+    }
+
+    #[test]
+    fn args_zero_is_argv_zero() {
+        let dir = TempDir::new();
+        let out = dir.file("out");
+        let hook = HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                "custom-argv0".into(),
+                "-c".into(),
+                "cat /proc/$$/cmdline > \"$OUT\"".into(),
+                "extra".into(),
+            ])
+            .env(vec![PATH.into(), format!("OUT={}", out.display())])
+            .build()
+            .unwrap();
+        run(Stage::StartContainer, &[hook], b"{}").unwrap();
+        let cmdline = std::fs::read(&out).unwrap();
+        let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        assert_eq!(argv[0], b"custom-argv0");
+        assert_eq!(argv[1], b"-c");
+        assert_eq!(argv[3], b"extra");
+    }
+
+    #[test]
+    fn no_args_means_argv_is_the_path() {
+        // Without args, sh reads its script from stdin: the state we feed it.
+        let dir = TempDir::new();
+        let out = dir.file("out");
+        let hook = HookBuilder::default().path("/bin/sh").build().unwrap();
+        let script = format!("printf '%s' \"$0\" > '{}'\n", out.display());
+        run(Stage::Poststart, &[hook], script.as_bytes()).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "/bin/sh");
+    }
+
+    #[test]
+    fn first_failure_stops_the_run() {
+        let dir = TempDir::new();
+        let out = dir.file("out");
+        let hooks = [
+            sh("printf a >> \"$OUT\"", &out),
+            sh("exit 3", &out),
+            sh("printf c >> \"$OUT\"", &out),
+        ];
+        let (stage, index, path, reason) = hook_error(run(Stage::CreateRuntime, &hooks, b"{}"));
+        assert_eq!((stage, index), ("createRuntime", 1));
+        assert_eq!(path, PathBuf::from("/bin/sh"));
+        assert_eq!(reason, "exited with status 3");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "a");
+        let err = run(Stage::CreateRuntime, &hooks, b"{}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "createRuntime hook #1 `/bin/sh`: exited with status 3"
+        );
+    }
+
+    #[test]
+    fn a_killed_hook_names_the_signal() {
+        let dir = TempDir::new();
+        let hook = sh("kill -9 $$", &dir.file("out"));
+        let (_, _, _, reason) = hook_error(run(Stage::Poststop, &[hook], b"{}"));
+        assert_eq!(reason, "killed by signal 9 (SIGKILL)");
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let dir = TempDir::new();
+        let pidfile = dir.file("out");
+        // Ignores stdin too: a full pipe must not block the timeout.
+        let hook = with_timeout(sh("echo $$ > \"$OUT\"; exec sleep 5", &pidfile), 1);
+        let state = vec![b'x'; 1_000_000];
+        let start = Instant::now();
+        let (stage, index, _, reason) = hook_error(run(Stage::Prestart, &[hook], &state));
+        let took = start.elapsed();
+        assert_eq!(
+            (stage, index, reason.as_str()),
+            ("prestart", 0, "timed out after 1s")
+        );
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        // Killed and reaped: the pid is gone.
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(!Path::new(&format!("/proc/{}", pid.trim())).exists());
+    }
+
+    #[test]
+    fn a_quick_hook_beats_its_timeout() {
+        let dir = TempDir::new();
+        let hook = with_timeout(sh("exit 0", &dir.file("out")), 5);
+        let start = Instant::now();
+        run(Stage::Poststart, &[hook], b"{}").unwrap();
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_missing_binary_is_a_spawn_error() {
+        let hook = HookBuilder::default()
+            .path("/nonexistent/hook")
+            .build()
+            .unwrap();
+        let (_, index, path, reason) = hook_error(run(Stage::CreateContainer, &[hook], b"{}"));
+        assert_eq!(index, 0);
+        assert_eq!(path, PathBuf::from("/nonexistent/hook"));
+        assert!(
+            reason.starts_with("cannot execute: No such file"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_hook_fails_without_running() {
+        let hook = HookBuilder::default().path("true").build().unwrap();
+        let (_, _, _, reason) = hook_error(run(Stage::Poststop, &[hook], b"{}"));
+        assert_eq!(reason, "path: `true` is not an absolute path");
+    }
+
+    #[test]
+    fn no_hooks_is_success() {
+        run(Stage::Poststop, &[], b"{}").unwrap();
+    }
+
+    #[test]
+    fn poll_timeouts_round_up() {
+        let ms = |d| i32::from(poll_timeout(d));
+        assert_eq!(ms(Duration::from_micros(1)), 1);
+        assert_eq!(ms(Duration::from_millis(1500)), 1500);
+        assert_eq!(ms(Duration::from_secs(u64::MAX / 2)), i32::MAX);
+    }
+}

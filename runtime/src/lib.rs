@@ -3,9 +3,14 @@
 //! Process model and layout: see DESIGN.md. The CLI (`src/`) is a thin layer over
 //! [`container`].
 
+pub mod console;
+pub mod container;
 pub mod error;
+pub mod features;
 pub mod hooks;
+pub mod namespaces;
 pub mod pidfd;
+pub mod process;
 pub mod procfs;
 pub mod rootfs;
 pub mod security;

@@ -36,9 +36,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
 pub fn stat(pid: i32) -> std::io::Result<Option<Stat>> {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(text) => Ok(parse_stat(&text)),
-        Err(e) if e.kind() == IoKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            Ok(None)
-        }
+        Err(e) if e.kind() == IoKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -37,7 +37,9 @@ fn rt_offset(rest: &str, base: i32, dir: i32) -> Option<i32> {
         let sign = if dir > 0 { '+' } else { '-' };
         base + dir * rest.strip_prefix(sign)?.parse::<i32>().ok()?
     };
-    (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n).then_some(n)
+    (libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .contains(&n)
+        .then_some(n)
 }
 
 #[cfg(test)]
@@ -61,7 +63,16 @@ mod tests {
         for (text, want) in ok {
             assert_eq!(parse(text).unwrap(), want, "{text}");
         }
-        for text in ["", "0", "-1", "65", "TERMINATE", "SIGFOO", "RTMIN+99", "1.5"] {
+        for text in [
+            "",
+            "0",
+            "-1",
+            "65",
+            "TERMINATE",
+            "SIGFOO",
+            "RTMIN+99",
+            "1.5",
+        ] {
             let e = parse(text).unwrap_err();
             assert!(e.to_string().contains("invalid signal"), "{text}: {e}");
         }

@@ -87,7 +87,11 @@ impl State {
     /// The OCI state document (runtime.md "State"), with runc's extra fields
     /// (rootfs, created, owner), as `harun state` prints it and hooks receive it.
     pub fn to_oci(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         serde_json::json!({
             "ociVersion": crate::OCI_VERSION,
             "id": self.id,
@@ -202,7 +206,8 @@ fn read_state(dir: &Path, id: &str) -> Result<State> {
         Err(e) if e.kind() == IoKind::NotFound => return Err(Error::NotFound(id.to_string())),
         Err(e) => return Err(Error::io("read", &path)(e)),
     };
-    serde_json::from_slice(&text).map_err(|e| Error::spec(path.display().to_string(), e.to_string()))
+    serde_json::from_slice(&text)
+        .map_err(|e| Error::spec(path.display().to_string(), e.to_string()))
 }
 
 impl LockedDir {
@@ -264,9 +269,9 @@ impl LockedDir {
 
 /// Write a file atomically (temp in the same dir + rename), e.g. the `--pid-file`.
 pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("`{}` is not a file path", path.display())))?;
+    let name = path.file_name().ok_or_else(|| {
+        Error::InvalidArgument(format!("`{}` is not a file path", path.display()))
+    })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
@@ -283,7 +288,8 @@ mod tests {
     use super::*;
 
     fn tmp_root(name: &str) -> StateRoot {
-        let p = std::env::temp_dir().join(format!("harun-state-test-{name}-{}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("harun-state-test-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         StateRoot::new(p)
     }
@@ -302,7 +308,10 @@ mod tests {
     fn create_twice_is_already_exists_and_missing_is_not_found() {
         let root = tmp_root("twice");
         let d = root.create("c1").unwrap();
-        assert_eq!(root.create("c1").unwrap_err().to_string(), "container `c1` already exists");
+        assert_eq!(
+            root.create("c1").unwrap_err().to_string(),
+            "container `c1` already exists"
+        );
         // No state file yet: readers see "does not exist".
         assert!(matches!(root.read("c1"), Err(Error::NotFound(_))));
         assert!(matches!(root.lock("nope"), Err(Error::NotFound(_))));

@@ -1,1 +1,76 @@
+//! harun's supervisor: restart policies and (later) process watching.
+//!
+//! This crate's core is pure: [`policy::Supervision::on_event`] takes the supervision state,
+//! an event and the current time, and returns what to do. No I/O, no clock reads; the
+//! watching loop (pidfd + epoll) feeds it events and carries out its decisions.
+//!
+//! - [`duration`]: `100ms`, `10s`, `1m30s` in flags and annotations, parsed and formatted.
+//! - [`policy`]: restart policies, backoff, crash-loop limit, and the decision engine.
+//! - [`annotations`]: the `run.harun.restart*` bundle annotations, with CLI flags on top.
 
+use std::fmt;
+
+pub mod annotations;
+pub mod duration;
+pub mod policy;
+
+pub use annotations::Overrides;
+pub use duration::{format_duration, parse_duration};
+pub use policy::{
+    Backoff, CrashLoop, Decision, Event, ExitStatus, GiveUpReason, RestartPolicy, Settings,
+    StopReason, Supervision, Timestamp,
+};
+
+/// Bad supervisor input: a duration, policy, limit, annotation or a combination of settings.
+///
+/// `Display` reads "ORIGIN: MESSAGE" when the origin (an annotation key, a flag) is known:
+/// "annotation `run.harun.restart.delay`: invalid duration `10x`: unknown unit `x` (use ms,
+/// s, m, h)". The CLI maps it to its invalid-argument error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    origin: Option<String>,
+    message: String,
+}
+
+impl Error {
+    /// "invalid WHAT `INPUT`: REASON".
+    pub(crate) fn invalid(what: &str, input: &str, reason: impl fmt::Display) -> Self {
+        Self::new(format!("invalid {what} `{input}`: {reason}"))
+    }
+
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Error {
+            origin: None,
+            message: message.into(),
+        }
+    }
+
+    /// Names where the bad value came from: "annotation `run.harun.restart`", "--restart".
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Where the bad value came from, if known.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// What is wrong, without the origin.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(origin) => write!(f, "{origin}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

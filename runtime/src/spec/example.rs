@@ -74,6 +74,9 @@ mod tests {
     #[test]
     fn example_parses() {
         let spec = super::example().expect("example config parses");
-        assert_eq!(spec.root().as_ref().map(|r| r.path().clone()), Some("rootfs".into()));
+        assert_eq!(
+            spec.root().as_ref().map(|r| r.path().clone()),
+            Some("rootfs".into())
+        );
     }
 }

@@ -1,5 +1,86 @@
 //! config.json: loading and whole-spec validation before any side effect.
 
 mod example;
+mod validate;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::{Error, Result};
 
 pub use example::{example, example_json};
+pub use validate::validate;
+
+/// A bundle whose config.json parsed and validated.
+#[derive(Debug)]
+pub struct Bundle {
+    /// Absolute, canonical bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, canonical root filesystem directory.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+    /// Namespaces to create and to join (join paths already opened and type-checked).
+    pub plan: crate::namespaces::Plan,
+}
+
+/// Read `<bundle>/config.json`; errors name the file and, for bad JSON, the field path
+/// (`linux.namespaces[1].type: unknown variant ...`).
+pub fn load(bundle: &Path) -> Result<Bundle> {
+    let dir = fs::canonicalize(bundle).map_err(Error::io("open bundle", bundle))?;
+    let path = dir.join("config.json");
+    let text = fs::read(&path).map_err(Error::io("read", &path))?;
+    let spec = parse(&text)
+        .map_err(|(field, reason)| Error::spec(format!("{}: {field}", path.display()), reason))?;
+    let (rootfs, plan) = validate(&spec, &dir)?;
+    Ok(Bundle {
+        dir,
+        rootfs,
+        spec,
+        plan,
+    })
+}
+
+/// Parse config.json text; on error, the JSON path of the bad field and the reason.
+pub fn parse(text: &[u8]) -> std::result::Result<Spec, (String, String)> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." {
+            "(top level)".to_string()
+        } else {
+            field
+        };
+        (field, e.into_inner().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#,
+                "linux.namespaces[1].type",
+            ),
+            (
+                r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},
+                "capabilities":{"bounding":["CAP_NOPE"]}}}"#,
+                "process.capabilities.bounding",
+            ),
+            (
+                r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"x","gid":0}}}"#,
+                "process.user.uid",
+            ),
+            (r#"{"ociVersion": "1.0.2", "#, "(top level)"),
+        ];
+        for (text, want) in cases {
+            let (field, reason) = parse(text.as_bytes()).unwrap_err();
+            assert!(field.starts_with(want), "{text}: got {field}: {reason}");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `create`: validate everything, lock a fresh state dir, clone the init, follow its
+//! protocol, record the state. A failure leaves nothing behind.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{mkfifo, Pid};
+
+use crate::hooks::{self, Stage};
+use crate::namespaces::PidForChildren;
+use crate::pidfd::PidFd;
+use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
+use crate::process::clone::{clone_pidfd, Forked};
+use crate::process::init::{self, InitArgs};
+use crate::spec::{self, Bundle};
+use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
+use crate::{console, procfs, time, Error, Result};
+
+/// Where a terminal's pty master goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Console<'a> {
+    /// No console socket given.
+    None,
+    /// `--console-socket PATH`: the caller receives the master.
+    Socket(&'a Path),
+    /// Foreground `run`: harun itself receives the master and relays it.
+    Internal,
+}
+
+#[derive(Debug)]
+pub struct CreateOptions<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub console: Console<'a>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+/// A created container, as its creator sees it.
+#[derive(Debug)]
+pub struct Created {
+    pub state: State,
+    /// The init's pidfd; the init is our child, so a foreground `run` can wait for it.
+    pub pidfd: PidFd,
+    /// The pty master, for [`Console::Internal`].
+    pub console_master: Option<OwnedFd>,
+}
+
+pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
+    state::validate_id(opts.id)?;
+    let bundle = spec::load(opts.bundle)?;
+    let console = console_endpoints(&bundle, opts.console)?;
+    let dir = root.create(opts.id)?;
+    match create_in(&dir, &bundle, opts, console) {
+        Ok(created) => Ok(created),
+        Err(e) => {
+            // Best effort: the original error is what the user needs.
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+/// (fd the init sends the master on, fd harun receives it on).
+type ConsoleEnds = (Option<OwnedFd>, Option<OwnedFd>);
+
+fn console_endpoints(bundle: &Bundle, console: Console<'_>) -> Result<ConsoleEnds> {
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    match (terminal, console) {
+        (true, Console::Socket(p)) => Ok((Some(console::connect_socket(p)?), None)),
+        (true, Console::Internal) => {
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(Error::sys("socketpair for the console"))?;
+            Ok((Some(a), Some(b)))
+        }
+        (true, Console::None) => Err(Error::InvalidArgument(
+            "process.terminal is true: --console-socket is required for a detached container"
+                .into(),
+        )),
+        (false, Console::Socket(_)) => Err(Error::InvalidArgument(
+            "--console-socket given, but process.terminal is false in config.json".into(),
+        )),
+        (false, _) => Ok((None, None)),
+    }
+}
+
+fn create_in(
+    dir: &LockedDir,
+    bundle: &Bundle,
+    opts: &CreateOptions<'_>,
+    (console_init, console_ours): ConsoleEnds,
+) -> Result<Created> {
+    let fifo = dir.path().join(EXEC_FIFO);
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::sys(format!("mkfifo `{}`", fifo.display()))(e))?;
+    let state_dir = init::open_dir_path(dir.path())?;
+    let (ours, theirs) = channel::pair()?;
+    let forked = {
+        let _pidns = PidForChildren::enter(&bundle.plan)?;
+        // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before create).
+        unsafe { clone_pidfd(bundle.plan.new)? }
+    };
+    let (pid, pidfd) = match forked {
+        Forked::Child => init::run(InitArgs {
+            spec: &bundle.spec,
+            bundle: &bundle.dir,
+            rootfs: &bundle.rootfs,
+            plan: &bundle.plan,
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds,
+            state_dir: state_dir.as_raw_fd(),
+            close_now: &[dir.lock_fd()],
+            parent_end: ours.as_raw_fd(),
+            channel: &theirs,
+            console: console_init.as_ref(),
+        }),
+        Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
+    };
+    drop(theirs);
+    drop(console_init);
+    drop(state_dir);
+    let st = State {
+        id: opts.id.to_string(),
+        pid,
+        init_start_time: procfs::stat(pid)
+            .ok()
+            .flatten()
+            .map(|s| s.start_time)
+            .unwrap_or(0),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: time::now_rfc3339(),
+        config: bundle.spec.clone(),
+    };
+    if let Err(e) = follow_init(&ours, &st, bundle) {
+        let _ = pidfd.signal(libc::SIGKILL);
+        let status = waitpid(Pid::from_raw(pid), None);
+        return Err(match (e, status) {
+            (Error::Init(m), Ok(ws)) if m.starts_with("exited before") => {
+                Error::Init(format!("{m} ({ws:?})"))
+            }
+            (e, _) => e,
+        });
+    }
+    let master = match console_ours {
+        Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
+        None => None,
+    };
+    dir.write(&st)?;
+    if let Some(p) = opts.pid_file {
+        state::write_file_atomic(p, pid.to_string().as_bytes())?;
+    }
+    Ok(Created {
+        state: st,
+        pidfd,
+        console_master: master,
+    })
+}
+
+/// Run the parent side of the init protocol until the init is ready.
+fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()> {
+    let mut expect = Expect::RuntimeHooks;
+    loop {
+        let msg: Option<FromInit> = ch.recv()?;
+        let (next, action) = expect.next(msg);
+        expect = next;
+        match action {
+            Action::RunRuntimeHooks => {
+                let state_json = st.to_oci(Status::Creating).to_string();
+                for stage in [Stage::Prestart, Stage::CreateRuntime] {
+                    hooks::run(stage, stage.hooks(&bundle.spec), state_json.as_bytes())?;
+                }
+                ch.send(&ToInit::Continue { state: state_json })?;
+            }
+            Action::Finish => return Ok(()),
+            Action::Fail(m) => return Err(Error::Init(m)),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! start, state, kill, delete, list: the commands that act on an existing container.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::hooks::{self, Stage};
+use crate::pidfd::PidFd;
+use crate::state::{LockedDir, State, StateRoot, Status, EXEC_FIFO};
+use crate::{Error, Result};
+
+/// How long `delete --force` / `kill`-then-delete waits for the init to die after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// What `start` did; poststart hook failures are warnings, not errors.
+#[derive(Debug)]
+pub struct Started {
+    pub warnings: Vec<Error>,
+}
+
+/// The OCI state of a container, with its current status.
+pub fn state(root: &StateRoot, id: &str) -> Result<serde_json::Value> {
+    let st = root.read(id)?;
+    Ok(st.to_oci(st.status(&root.dir(id))))
+}
+
+/// Every container's OCI state, sorted by ID. Dirs of containers still being created (no
+/// state file yet) are skipped.
+pub fn list(root: &StateRoot) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for id in root.ids()? {
+        match state(root, &id) {
+            Ok(v) => out.push(v),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Let a created container's init exec the user process (exec.fifo handshake).
+pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
+    let dir = root.lock(id)?;
+    let st = dir.read()?;
+    let status = st.status(dir.path());
+    if status != Status::Created {
+        return Err(Error::FailedPrecondition(format!(
+            "cannot start container `{id}`: it is {status}, not created"
+        )));
+    }
+    let pidfd = PidFd::open_checked(st.pid, st.init_start_time)?
+        .ok_or_else(|| Error::FailedPrecondition(format!("container `{id}` init has exited")))?;
+    release_init(&dir, &pidfd)?;
+    let started = st.to_oci(Status::Running).to_string();
+    let mut warnings = Vec::new();
+    if let Err(e) = hooks::run(
+        Stage::Poststart,
+        Stage::Poststart.hooks(&st.config),
+        started.as_bytes(),
+    ) {
+        warnings.push(e);
+    }
+    Ok(Started { warnings })
+}
+
+/// Open exec.fifo for reading (this unblocks the init), read its byte, remove the fifo.
+fn release_init(dir: &LockedDir, pidfd: &PidFd) -> Result<()> {
+    let path = dir.path().join(EXEC_FIFO);
+    let mut fifo: File = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(Error::io("open", &path))?;
+    loop {
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("poll exec.fifo")(e)),
+            Ok(_) => {}
+        }
+        let fifo_ready = fds[0].any().unwrap_or(false);
+        let init_gone = fds[1].any().unwrap_or(false);
+        if fifo_ready {
+            let mut buf = [0u8; 1];
+            match fifo.read(&mut buf) {
+                Ok(1) => break,
+                Ok(_) => {
+                    return Err(Error::FailedPrecondition(
+                        "container init closed exec.fifo without starting".into(),
+                    ))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Error::io("read", &path)(e)),
+            }
+        } else if init_gone {
+            return Err(Error::FailedPrecondition(
+                "container init exited before it could start".into(),
+            ));
+        }
+    }
+    fs::remove_file(&path).map_err(Error::io("remove", &path))
+}
+
+/// Send `signal` to the init, or with `all` to every process of the container.
+/// Plain kill of a stopped container fails; `--all` of one succeeds (containerd relies on it).
+pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
+    let dir = root.lock(id)?;
+    let st = dir.read()?;
+    let pidfd = match PidFd::open_checked(st.pid, st.init_start_time)? {
+        Some(p) => p,
+        None if all => return Ok(()),
+        None => {
+            return Err(Error::FailedPrecondition(format!(
+                "cannot kill container `{id}`: it is not running"
+            )))
+        }
+    };
+    if all {
+        signal_all(&st, &pidfd, signal)
+    } else {
+        pidfd.signal(signal).map(|_| ())
+    }
+}
+
+/// Signal every process in the container: the init, and with a pid namespace of its own,
+/// every process in that namespace. (Containers sharing a pid namespace are tracked through
+/// their cgroup once harun manages cgroups.)
+fn signal_all(st: &State, init: &PidFd, signal: i32) -> Result<()> {
+    let own_pidns = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
+        });
+    if own_pidns {
+        if let Ok(ns) = fs::read_link(format!("/proc/{}/ns/pid", init.pid())) {
+            for pid in pids_in_namespace(&ns) {
+                if pid != init.pid() {
+                    // A process exiting meanwhile is fine.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::try_from(signal).ok(),
+                    );
+                }
+            }
+        }
+    }
+    init.signal(signal).map(|_| ())
+}
+
+fn pids_in_namespace(ns: &std::path::Path) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l.as_path() == ns))
+        .collect()
+}
+
+/// Delete a container: a stopped or created one always; a running one only with `force`
+/// (SIGKILL to all its processes first). Poststop hook failures are returned as warnings.
+/// `delete --force` of a container that does not exist succeeds.
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+    let dir = match root.lock(id) {
+        Err(Error::NotFound(_)) if force => return Ok(Vec::new()),
+        other => other?,
+    };
+    let st = match dir.read() {
+        // A dir without state: left by a create that crashed (we hold the lock, so no
+        // create is running). Nothing else of it can be found.
+        Err(Error::NotFound(_)) if force => {
+            dir.remove()?;
+            return Ok(Vec::new());
+        }
+        other => other?,
+    };
+    let status = st.status(dir.path());
+    match status {
+        Status::Stopped => {}
+        Status::Running | Status::Paused | Status::Creating if !force => {
+            return Err(Error::FailedPrecondition(format!(
+                "cannot delete container `{id}`: it is {status} (stop it first, or use --force)"
+            )))
+        }
+        _ => {
+            if let Some(pidfd) = PidFd::open_checked(st.pid, st.init_start_time)? {
+                signal_all(&st, &pidfd, libc::SIGKILL)?;
+                if !pidfd.wait_exit(KILL_WAIT)? {
+                    return Err(Error::FailedPrecondition(format!(
+                        "container `{id}` init (pid {}) did not die within {}s of SIGKILL",
+                        st.pid,
+                        KILL_WAIT.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+    let stopped = st.to_oci(Status::Stopped).to_string();
+    let mut warnings = Vec::new();
+    if let Err(e) = hooks::run(
+        Stage::Poststop,
+        Stage::Poststop.hooks(&st.config),
+        stopped.as_bytes(),
+    ) {
+        warnings.push(e);
+    }
+    dir.remove()?;
+    Ok(warnings)
+}

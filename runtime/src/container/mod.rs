@@ -1,0 +1,10 @@
+//! The container lifecycle, runc-compatible: create, start, state, kill, delete, list, and the
+//! foreground `run` wait.
+
+mod create;
+mod lifecycle;
+mod wait;
+
+pub use create::{create, Console, CreateOptions, Created};
+pub use lifecycle::{delete, kill, list, start, state, Started};
+pub use wait::{wait_foreground, ExitCode, Forwarder};

@@ -1,0 +1,277 @@
+//! linux.namespaces: which to create, which to join by path, and joining them.
+//!
+//! Join paths are opened and type-checked during validation (before any side effect), so a
+//! wrong or missing path fails create early with the field named.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::{Error, Result};
+
+/// A namespace to join: its type, the path it came from and an open fd on it.
+#[derive(Debug)]
+pub struct Join {
+    pub typ: LinuxNamespaceType,
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// The namespace part of a validated spec.
+#[derive(Debug)]
+pub struct Plan {
+    /// CLONE_NEW* flags for the namespaces to create.
+    pub new: CloneFlags,
+    /// Namespaces to join, in spec order.
+    pub joins: Vec<Join>,
+}
+
+impl Plan {
+    /// True when the container gets (or joins) a namespace of this type.
+    pub fn has(&self, typ: LinuxNamespaceType) -> bool {
+        self.is_new(typ) || self.joins.iter().any(|j| j.typ == typ)
+    }
+
+    pub fn is_new(&self, typ: LinuxNamespaceType) -> bool {
+        self.new.contains(flag(typ))
+    }
+
+    pub fn join_of(&self, typ: LinuxNamespaceType) -> Option<&Join> {
+        self.joins.iter().find(|j| j.typ == typ)
+    }
+}
+
+pub fn flag(typ: LinuxNamespaceType) -> CloneFlags {
+    match typ {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// The spec's name of a namespace type (`network`, `mount`, ...).
+pub fn spec_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The kernel's name, as /proc/PID/ns/<name> and the `net:[...]` link text use it.
+fn kernel_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Network => "net",
+        other => spec_name(other),
+    }
+}
+
+/// Validate linux.namespaces and open the paths to join.
+pub fn plan(spec: &Spec) -> Result<Plan> {
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let mut plan = Plan {
+        new: CloneFlags::empty(),
+        joins: Vec::new(),
+    };
+    let mut seen: Vec<LinuxNamespaceType> = Vec::new();
+    for (i, ns) in list.iter().enumerate() {
+        let typ = ns.typ();
+        let field = format!("linux.namespaces[{i}]");
+        if seen.contains(&typ) {
+            return Err(Error::spec(
+                field,
+                format!("duplicate namespace type `{}`", spec_name(typ)),
+            ));
+        }
+        seen.push(typ);
+        if matches!(typ, LinuxNamespaceType::User | LinuxNamespaceType::Time) {
+            return Err(Error::Unsupported(format!(
+                "{field}: `{}` namespace (not yet implemented)",
+                spec_name(typ)
+            )));
+        }
+        match ns.path() {
+            None => plan.new |= flag(typ),
+            Some(p) => plan.joins.push(open_join(typ, p, &field)?),
+        }
+    }
+    if !plan.has(LinuxNamespaceType::Mount) {
+        return Err(Error::spec(
+            "linux.namespaces",
+            "a `mount` namespace is required (harun never sets up a rootfs in the host's)",
+        ));
+    }
+    Ok(plan)
+}
+
+fn open_join(typ: LinuxNamespaceType, path: &Path, field: &str) -> Result<Join> {
+    let field = format!("{field}.path");
+    if !path.is_absolute() {
+        return Err(Error::spec(
+            field,
+            format!("`{}` is not an absolute path", path.display()),
+        ));
+    }
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::spec(&field, format!("open `{}`: {e}", path.display())))?;
+    let fd: OwnedFd = file.into();
+    // /proc/self/fd/N of a namespace file reads `net:[4026531840]`.
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(Error::io("readlink namespace fd of", path))?;
+    let want = kernel_name(typ);
+    let link = link.to_string_lossy();
+    let kind = link.split(":[").next().unwrap_or("");
+    if !link.contains(":[") || kind != want {
+        return Err(Error::spec(
+            field,
+            format!(
+                "`{}` is not a {} namespace (it is `{link}`)",
+                path.display(),
+                spec_name(typ)
+            ),
+        ));
+    }
+    Ok(Join {
+        typ,
+        path: path.to_path_buf(),
+        fd,
+    })
+}
+
+/// In the container init: join every namespace given by path, except pid (the parent joins
+/// that one for its children before cloning). The mount namespace last, as paths resolved
+/// before it still point at the host.
+pub fn join_all(plan: &Plan) -> Result<()> {
+    let order = plan
+        .joins
+        .iter()
+        .filter(|j| j.typ != LinuxNamespaceType::Pid && j.typ != LinuxNamespaceType::Mount)
+        .chain(plan.join_of(LinuxNamespaceType::Mount));
+    for j in order {
+        setns(j.fd.as_fd(), flag(j.typ)).map_err(|e| {
+            Error::sys(format!(
+                "join {} namespace `{}`",
+                spec_name(j.typ),
+                j.path.display()
+            ))(e)
+        })?;
+    }
+    Ok(())
+}
+
+/// Makes the children of this (single-threaded) process start in the pid namespace to join,
+/// and puts it back on drop.
+pub struct PidForChildren {
+    own: Option<OwnedFd>,
+}
+
+impl PidForChildren {
+    pub fn enter(plan: &Plan) -> Result<Self> {
+        let Some(j) = plan.join_of(LinuxNamespaceType::Pid) else {
+            return Ok(PidForChildren { own: None });
+        };
+        let own: OwnedFd = File::open("/proc/self/ns/pid")
+            .map_err(Error::io("open", "/proc/self/ns/pid"))?
+            .into();
+        setns(j.fd.as_fd(), CloneFlags::CLONE_NEWPID)
+            .map_err(|e| Error::sys(format!("join pid namespace `{}`", j.path.display()))(e))?;
+        Ok(PidForChildren { own: Some(own) })
+    }
+}
+
+impl Drop for PidForChildren {
+    fn drop(&mut self) {
+        if let Some(own) = &self.own {
+            // Our own active pid namespace is always a valid target; nothing to report.
+            let _ = setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(namespaces: serde_json::Value) -> Spec {
+        let mut v: serde_json::Value = serde_json::from_str(crate::spec::example_json()).unwrap();
+        v["linux"]["namespaces"] = namespaces;
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn plans_new_and_joined_namespaces() {
+        let p = plan(&spec_with(serde_json::json!([
+            {"type": "mount"}, {"type": "uts"},
+            {"type": "network", "path": "/proc/self/ns/net"}
+        ])))
+        .unwrap();
+        assert_eq!(p.new, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS);
+        assert!(p.has(LinuxNamespaceType::Network));
+        assert!(!p.is_new(LinuxNamespaceType::Network));
+        assert!(!p.has(LinuxNamespaceType::Pid));
+    }
+
+    #[test]
+    fn rejects_bad_namespace_lists() {
+        let cases = [
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "mount"}]),
+                "duplicate",
+            ),
+            (
+                serde_json::json!([{"type": "pid"}]),
+                "`mount` namespace is required",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "user"}]),
+                "user",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "time"}]),
+                "time",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "network", "path": "/nonexistent/ns"}]),
+                "linux.namespaces[1].path: open `/nonexistent/ns`",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/uts"}]),
+                "is not a network namespace",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "ipc", "path": "/etc/hostname"}]),
+                "is not a ipc namespace",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "ipc", "path": "ns/ipc"}]),
+                "not an absolute path",
+            ),
+        ];
+        for (list, want) in cases {
+            let e = plan(&spec_with(list.clone())).unwrap_err().to_string();
+            assert!(e.contains(want), "{list}: {e}");
+        }
+    }
+}

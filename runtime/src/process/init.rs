@@ -1,0 +1,304 @@
+//! The container init: runs in the cloned child, sets the container up as a flat recipe of
+//! named steps, tells the parent it is ready, waits for `start` on exec.fifo, then execs the
+//! user process. A failing step is reported to the parent as the real cause.
+//!
+//! Security-critical order (one screen, as crun's container_init_setup):
+//! namespaces -> mounts -> runtime hooks -> pivot_root -> hostname, sysctl -> masked and
+//! read-only paths -> console -> rlimits -> bounding set -> user -> cwd -> no_new_privs ->
+//! capabilities -> ready -> fifo -> startContainer hooks -> close fds -> exec.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, execve, write};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::channel::{Channel, FromInit, ToInit};
+use crate::hooks::{self, Stage};
+use crate::namespaces::{self, Plan};
+use crate::security::{capabilities, rlimits, sysctl, user};
+use crate::state::EXEC_FIFO;
+use crate::{console, rootfs, Error, Result};
+
+/// Everything the init needs; it lives in the init's copy of the parent's memory.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub plan: &'a Plan,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    /// O_PATH fd of the state dir (exec.fifo lives there).
+    pub state_dir: RawFd,
+    /// Fds of the parent's that the init must close at once (the state-dir lock).
+    pub close_now: &'a [RawFd],
+    /// The parent's end of the channel (closed at once) and ours.
+    pub parent_end: RawFd,
+    pub channel: &'a Channel,
+    /// Connected console socket when process.terminal is set.
+    pub console: Option<&'a OwnedFd>,
+}
+
+/// Run the init; never returns. On failure the cause goes to the parent and the init exits 1.
+pub fn run(args: InitArgs<'_>) -> ! {
+    let err = match setup(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // If the parent is still listening it reports this; if not, stderr is all we have.
+    if args
+        .channel
+        .send(&FromInit::Error(err.to_string()))
+        .is_err()
+    {
+        eprintln!("harun init: {err}");
+    }
+    // SAFETY: _exit is always safe; no destructors or atexit handlers should run in a fork.
+    unsafe { libc::_exit(1) }
+}
+
+fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
+    for &fd in a.close_now.iter().chain([&a.parent_end]) {
+        // SAFETY: these fds are copies of the parent's; nothing in the init uses them.
+        unsafe { libc::close(fd) };
+    }
+    die_with_parent()?;
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::spec("process", "missing"))?;
+    namespaces::join_all(a.plan)?;
+    if let Some(adj) = process.oom_score_adj() {
+        user::set_oom_score_adj(adj)?;
+    }
+
+    rootfs::prepare(
+        a.spec,
+        a.bundle,
+        a.rootfs,
+        a.plan.is_new(LinuxNamespaceType::Cgroup),
+    )?;
+    a.channel.send(&FromInit::RuntimeHooks)?;
+    let state = match a.channel.recv::<ToInit>()? {
+        Some(ToInit::Continue { state }) => state,
+        None => return Err(Error::Init("parent exited during create".into())),
+    };
+    hooks::run(
+        Stage::CreateContainer,
+        Stage::CreateContainer.hooks(a.spec),
+        state.as_bytes(),
+    )?;
+    rootfs::enter(a.rootfs, a.no_pivot)?;
+
+    set_uts(a.spec)?;
+    if let Some(map) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        sysctl::apply(map)?;
+    }
+    rootfs::finalize(a.spec)?;
+    if process.terminal() == Some(true) {
+        let sock = a.console.ok_or_else(|| {
+            Error::InvalidArgument("process.terminal needs a console socket".into())
+        })?;
+        console::setup_in_init(sock, process.console_size(), process.user().uid())?;
+    }
+
+    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    // Capabilities the running kernel does not know are skipped, as runc does.
+    let _unknown = capabilities::drop_bounding(process.capabilities().as_ref())?;
+    user::apply(process.user())?;
+    chdir(process.cwd().as_path()).map_err(|e| {
+        Error::sys(format!(
+            "chdir to process.cwd `{}`",
+            process.cwd().display()
+        ))(e)
+    })?;
+    if process.no_new_privileges() == Some(true) {
+        user::set_no_new_privileges()?;
+    }
+    let _unknown = capabilities::apply(process.capabilities().as_ref())?;
+
+    let exec = Exec::prepare(a.spec)?;
+    // The parent returns after Ready; from here on the init must outlive it.
+    // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only clears a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    a.channel.send(&FromInit::Ready)?;
+
+    wait_for_start(a.state_dir)?;
+    let started = serde_json::from_str::<serde_json::Value>(&state)
+        .map(|mut v| {
+            v["status"] = "running".into();
+            v.to_string()
+        })
+        .unwrap_or(state);
+    hooks::run(
+        Stage::StartContainer,
+        Stage::StartContainer.hooks(a.spec),
+        started.as_bytes(),
+    )?;
+    exec.run(a.preserve_fds)
+}
+
+/// Die if the parent (the create command) dies before the init is ready.
+fn die_with_parent() -> Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) sets a flag of this process only.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    nix::errno::Errno::result(r).map_err(Error::sys("prctl(PR_SET_PDEATHSIG)"))?;
+    Ok(())
+}
+
+fn set_uts(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| Error::sys(format!("sethostname `{h}`"))(e))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: the pointer and length describe a valid byte string.
+        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        nix::errno::Errno::result(r).map_err(|e| Error::sys(format!("setdomainname `{d}`"))(e))?;
+    }
+    Ok(())
+}
+
+/// Block until `start` opens exec.fifo for reading, then tell it we are going.
+fn wait_for_start(state_dir: RawFd) -> Result<()> {
+    // SAFETY: state_dir is an fd the parent opened for us; we borrow it only for this call.
+    let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(state_dir) };
+    let fifo = openat(
+        dir,
+        EXEC_FIFO,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(Error::sys("open exec.fifo"))?;
+    write(&fifo, b"0").map_err(Error::sys("write exec.fifo"))?;
+    // SAFETY: closing our own O_PATH fd of the host state dir: nothing of the host may reach
+    // the container process.
+    unsafe { libc::close(state_dir) };
+    Ok(())
+}
+
+/// The resolved program, argv and envp, prepared before Ready so a missing binary fails create.
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Exec {
+    fn prepare(spec: &Spec) -> Result<Self> {
+        let p = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::spec("process", "missing"))?;
+        let args = p.args().as_deref().unwrap_or(&[]);
+        let env = p.env().as_deref().unwrap_or(&[]);
+        let arg0 = args
+            .first()
+            .ok_or_else(|| Error::spec("process.args", "must not be empty"))?;
+        let path = lookup(arg0, env)?;
+        let cstr = |s: &[u8]| CString::new(s).map_err(|_| Error::spec("process", "NUL byte"));
+        Ok(Exec {
+            path: cstr(path.as_os_str().as_bytes())?,
+            argv: args
+                .iter()
+                .map(|s| cstr(s.as_bytes()))
+                .collect::<Result<_>>()?,
+            envp: env
+                .iter()
+                .map(|s| cstr(s.as_bytes()))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    fn run(self, preserve_fds: u32) -> Result<Infallible> {
+        reset_signals()?;
+        close_other_fds(3 + preserve_fds)?;
+        let e = execve(&self.path, &self.argv, &self.envp).unwrap_err();
+        Err(Error::sys(format!(
+            "exec `{}`",
+            self.path.to_string_lossy()
+        ))(e))
+    }
+}
+
+/// Find `arg0` as a shell would: with a `/` it is a path; without, search the container's
+/// PATH (from process.env, else the default).
+fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let not_found = |why: &str| Error::spec("process.args[0]", format!("`{arg0}`: {why}"));
+    if arg0.contains('/') {
+        return if is_executable(Path::new(arg0)) {
+            Ok(PathBuf::from(arg0))
+        } else {
+            Err(not_found("no such executable file in the container"))
+        };
+    }
+    let path_var = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(arg0))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| not_found("executable file not found in $PATH"))
+}
+
+fn is_executable(p: &Path) -> bool {
+    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+        && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+}
+
+/// Unblock every signal and restore default dispositions (Rust ignores SIGPIPE; exec would
+/// keep that ignored in the container).
+fn reset_signals() -> Result<()> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(Error::sys("reset signal mask"))?;
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL for a valid signal number; failures (for signals the
+        // kernel reserves) are harmless.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    Ok(())
+}
+
+/// Mark every fd from `first` up close-on-exec (CVE-2024-21626 class: no host fd may reach
+/// the container). close_range(CLOSE_RANGE_CLOEXEC) where the kernel has it, else /proc.
+fn close_other_fds(first: u32) -> Result<()> {
+    // SAFETY: close_range only changes fd flags of this process.
+    let r = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    if r == 0 {
+        return Ok(());
+    }
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(Error::io("read", "/proc/self/fd"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &RawFd| fd >= first as RawFd)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on an fd number; a closed one just returns EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Helper for the parent: an O_PATH fd of a directory (the init keeps it to reach exec.fifo
+/// after pivot_root).
+pub fn open_dir_path(dir: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open `{}`", dir.display()))(e))?;
+    Ok(fd)
+}

@@ -1,0 +1,5 @@
+//! Making the container's init process: clone, the parent <-> init channel, the init recipe.
+
+pub mod channel;
+pub mod clone;
+pub mod init;

@@ -1,0 +1,95 @@
+//! The rootfs as a mount: isolate it from the host's mount propagation, make it a mount
+//! point, and switch the process root to it.
+
+use std::path::Path;
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+
+use super::mountinfo;
+use crate::{Error, Result};
+
+/// Step 1's first part, in the new mount namespace: `/` recursively slave (or
+/// `propagation`), the rootfs's parent mount private when it is shared (pivot_root and
+/// MS_MOVE refuse a shared parent; a bind below a shared mount would reach the host), then
+/// the rootfs bound onto itself so that it is a mount point.
+pub(crate) fn make_root_mount(rootfs: &Path, propagation: Option<MsFlags>) -> Result<()> {
+    let none: Option<&str> = None;
+    let flags = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(none, "/", none, flags, none).map_err(Error::sys(format!(
+        "set the propagation of `/` to {flags:?}"
+    )))?;
+    // After a recursive slave/private/unbindable, no mount is shared any more.
+    let all_unshared = flags.contains(MsFlags::MS_REC) && !flags.contains(MsFlags::MS_SHARED);
+    if !all_unshared {
+        parent_private(rootfs)?;
+    }
+    mount(
+        Some(rootfs),
+        rootfs,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .map_err(Error::sys(format!(
+        "bind the rootfs `{}` onto itself",
+        rootfs.display()
+    )))
+}
+
+fn parent_private(rootfs: &Path) -> Result<()> {
+    let mounts = mountinfo::read()?;
+    let Some(parent) = mountinfo::containing(&mounts, rootfs) else {
+        return Ok(());
+    };
+    if !parent.shared {
+        return Ok(());
+    }
+    let none: Option<&str> = None;
+    let mp = &parent.mount_point;
+    mount(none, mp, none, MsFlags::MS_PRIVATE, none).map_err(Error::sys(format!(
+        "make `{}` (the mount holding the rootfs) private",
+        mp.display()
+    )))
+}
+
+/// Step 2: make `rootfs` the process root. See [`super::enter`].
+pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        move_root(rootfs)
+    } else {
+        pivot(rootfs)
+    }
+}
+
+/// pivot_root(".", "."): the old root ends up stacked on the new one; detach it.
+/// The fds make sure "." is the old root when unmounting (runc's way; the man page's
+/// sanctioned `pivot_root(".", ".")` pattern).
+fn pivot(rootfs: &Path) -> Result<()> {
+    let r = rootfs.display();
+    let dir = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let old = open("/", dir, Mode::empty()).map_err(Error::sys("open the old root `/`"))?;
+    let new = open(rootfs, dir, Mode::empty()).map_err(Error::sys(format!("open rootfs `{r}`")))?;
+    fchdir(&new).map_err(Error::sys(format!("chdir to the rootfs `{r}`")))?;
+    pivot_root(".", ".").map_err(Error::sys(format!("pivot_root to `{r}`")))?;
+    fchdir(&old).map_err(Error::sys("chdir to the old root"))?;
+    let none: Option<&str> = None;
+    // Slave first: the detach must not propagate to the host's mounts.
+    mount(none, ".", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)
+        .map_err(Error::sys("make the old root rslave"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(Error::sys("detach the old root"))?;
+    chdir("/").map_err(Error::sys("chdir to the new root"))
+}
+
+/// For a rootfs that cannot be pivoted (e.g. on a ramfs): move it over `/` and chroot.
+fn move_root(rootfs: &Path) -> Result<()> {
+    let r = rootfs.display();
+    chdir(rootfs).map_err(Error::sys(format!("chdir to the rootfs `{r}`")))?;
+    let none: Option<&str> = None;
+    mount(Some(rootfs), "/", none, MsFlags::MS_MOVE, none)
+        .map_err(Error::sys(format!("move the rootfs `{r}` to `/`")))?;
+    chroot(".").map_err(Error::sys(format!("chroot to `{r}`")))?;
+    chdir("/").map_err(Error::sys("chdir to the new root"))
+}

@@ -1,0 +1,234 @@
+//! Whole-spec validation: everything that can be checked before a side effect is checked
+//! here, so a bad bundle fails with the field named and nothing created.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::{hooks, namespaces, rootfs, security, Error, Result};
+
+/// Validate `spec` for a bundle in `bundle_dir`; returns the canonical rootfs path and the
+/// namespace plan (join paths opened and checked, see [`namespaces::plan`]).
+pub fn validate(spec: &Spec, bundle_dir: &Path) -> Result<(PathBuf, namespaces::Plan)> {
+    version(spec)?;
+    let rootfs = root(spec, bundle_dir)?;
+    process(spec)?;
+    unsupported(spec)?;
+    let plan = namespaces::plan(spec)?;
+    uts(spec, &plan)?;
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        let owned = security::sysctl::NewNamespaces {
+            ipc: plan.has(LinuxNamespaceType::Ipc),
+            net: plan.has(LinuxNamespaceType::Network),
+            uts: plan.has(LinuxNamespaceType::Uts),
+        };
+        security::sysctl::validate(sysctl, &owned)?;
+    }
+    rootfs::validate(spec)?;
+    security::validate(spec)?;
+    hooks::validate(spec)?;
+    annotations(spec)?;
+    Ok((rootfs, plan))
+}
+
+fn version(spec: &Spec) -> Result<()> {
+    let v = spec.version();
+    let major = v.split('.').next().unwrap_or("");
+    if major != "1" {
+        return Err(Error::spec(
+            "ociVersion",
+            format!("unsupported version `{v}` (harun implements 1.x)"),
+        ));
+    }
+    Ok(())
+}
+
+fn root(spec: &Spec, bundle_dir: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::spec("root", "missing (the container needs a root filesystem)"))?;
+    let path = root.path();
+    if path.as_os_str().is_empty() {
+        return Err(Error::spec("root.path", "must not be empty"));
+    }
+    let joined = bundle_dir.join(path);
+    let canon = std::fs::canonicalize(&joined)
+        .map_err(|e| Error::spec("root.path", format!("`{}`: {e}", joined.display())))?;
+    if path.is_relative() && !canon.starts_with(bundle_dir) {
+        return Err(Error::spec(
+            "root.path",
+            format!(
+                "`{}` resolves to `{}`, outside the bundle (use an absolute path for that)",
+                path.display(),
+                canon.display()
+            ),
+        ));
+    }
+    if !canon.is_dir() {
+        return Err(Error::spec(
+            "root.path",
+            format!("`{}` is not a directory", canon.display()),
+        ));
+    }
+    if canon == Path::new("/") {
+        return Err(Error::spec(
+            "root.path",
+            "the host's `/` cannot be a container root",
+        ));
+    }
+    Ok(canon)
+}
+
+fn process(spec: &Spec) -> Result<()> {
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::spec("process", "missing (nothing to run)"))?;
+    let args = p.args().as_deref().unwrap_or(&[]);
+    match args.first() {
+        None => return Err(Error::spec("process.args", "must not be empty")),
+        Some(a) if a.is_empty() => return Err(Error::spec("process.args[0]", "must not be empty")),
+        Some(_) => {}
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::spec(
+            "process.cwd",
+            format!("`{}` is not an absolute path", p.cwd().display()),
+        ));
+    }
+    if p.cwd().components().any(|c| c == Component::ParentDir) {
+        return Err(Error::spec("process.cwd", "must not contain `..`"));
+    }
+    for (i, kv) in p.env().as_deref().unwrap_or(&[]).iter().enumerate() {
+        match kv.split_once('=') {
+            Some((k, _)) if !k.is_empty() => {}
+            _ => {
+                return Err(Error::spec(
+                    format!("process.env[{i}]"),
+                    format!("`{kv}` is not KEY=VALUE"),
+                ))
+            }
+        }
+        if kv.contains('\0') {
+            return Err(Error::spec(
+                format!("process.env[{i}]"),
+                "contains a NUL byte",
+            ));
+        }
+    }
+    if args.iter().any(|a| a.contains('\0')) {
+        return Err(Error::spec("process.args", "contains a NUL byte"));
+    }
+    if p.user()
+        .username()
+        .as_deref()
+        .is_some_and(|u| !u.is_empty())
+    {
+        return Err(Error::spec(
+            "process.user.username",
+            "is for Windows; use uid and gid",
+        ));
+    }
+    Ok(())
+}
+
+/// Fields harun does not implement yet: a clear error, never a silent no-op.
+fn unsupported(spec: &Spec) -> Result<()> {
+    let mut found: Vec<&str> = Vec::new();
+    if let Some(p) = spec.process() {
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            found.push("process.apparmorProfile");
+        }
+        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+            found.push("process.selinuxLabel");
+        }
+        if p.scheduler().is_some() {
+            found.push("process.scheduler");
+        }
+        if p.io_priority().is_some() {
+            found.push("process.ioPriority");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            found.push("process.execCPUAffinity");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        if l.seccomp().is_some() {
+            found.push("linux.seccomp");
+        }
+        if l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        {
+            found.push("linux.uidMappings/gidMappings (user namespaces)");
+        }
+        if l.time_offsets().is_some() {
+            found.push("linux.timeOffsets");
+        }
+        if l.intel_rdt().is_some() {
+            found.push("linux.intelRdt");
+        }
+        if l.personality().is_some() {
+            found.push("linux.personality");
+        }
+        if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
+            found.push("linux.mountLabel");
+        }
+        if let Some(r) = l.resources() {
+            let set = [
+                (r.memory().is_some(), "linux.resources.memory"),
+                (r.cpu().is_some(), "linux.resources.cpu"),
+                (r.pids().is_some(), "linux.resources.pids"),
+                (r.block_io().is_some(), "linux.resources.blockIO"),
+                (
+                    r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
+                    "linux.resources.hugepageLimits",
+                ),
+                (r.network().is_some(), "linux.resources.network"),
+                (r.rdma().is_some(), "linux.resources.rdma"),
+                (
+                    r.unified().as_ref().is_some_and(|u| !u.is_empty()),
+                    "linux.resources.unified",
+                ),
+            ];
+            found.extend(set.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
+        }
+    }
+    match found.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Unsupported(format!("{first} (not yet implemented)"))),
+    }
+}
+
+fn uts(spec: &Spec, plan: &namespaces::Plan) -> Result<()> {
+    let owns_uts = plan.has(LinuxNamespaceType::Uts);
+    for (field, value) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            if !owns_uts {
+                return Err(Error::spec(
+                    field,
+                    "cannot be set without a `uts` namespace in linux.namespaces",
+                ));
+            }
+            if v.len() > 64 || v.contains('\0') {
+                return Err(Error::spec(field, format!("`{v}` is not a valid name")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn annotations(spec: &Spec) -> Result<()> {
+    if let Some(a) = spec.annotations() {
+        if a.keys().any(|k| k.is_empty()) {
+            return Err(Error::spec("annotations", "keys must not be empty"));
+        }
+    }
+    Ok(())
+}

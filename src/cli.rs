@@ -1,0 +1,128 @@
+//! Command-line definitions, runc-compatible: the flags containerd's runc shim and
+//! podman/conmon pass (see shared/notes/clients.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "harun",
+    version,
+    about = "A small, fast OCI container runtime with a built-in supervisor",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Directory for container state
+    #[arg(long, global = true, default_value = "/run/harun", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Also write errors and warnings to this file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Format of --log lines
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Print debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Manage cgroups through systemd (not supported)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write an example config.json (runc's defaults) into the bundle
+    Spec {
+        /// Bundle directory
+        #[arg(long, short = 'b', default_value = ".", value_name = "DIR")]
+        bundle: PathBuf,
+    },
+    /// Create a container: set it up and leave its process waiting for `start`
+    Create(CreateArgs),
+    /// Start a created container's process
+    Start { id: String },
+    /// Print a container's state as JSON
+    State { id: String },
+    /// Send a signal (default TERM) to a container's init, or with --all to all its processes
+    Kill {
+        /// Signal every process of the container
+        #[arg(long, short = 'a')]
+        all: bool,
+        id: String,
+        /// Signal name (TERM, SIGTERM) or number
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a container (with --force even a running one)
+    Delete {
+        #[arg(long, short = 'f')]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; in the foreground wait for it and exit with its code
+    Run(RunArgs),
+    /// List containers
+    List {
+        #[arg(long, short = 'f', value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only the IDs
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Print what this runtime supports, as JSON (OCI features document)
+    Features,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Bundle directory (default: the current directory)
+    #[arg(long, short = 'b', value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Write the init's pid to this file
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master (process.terminal)
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Pass this many extra fds (from 3 up) into the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Container ID
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return once the container runs, instead of waiting for it
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Container ID when the positional argument is a bundle directory
+    #[arg(long, value_name = "ID")]
+    pub name: Option<String>,
+}

@@ -1,0 +1,45 @@
+//! create.
+
+use std::path::{Path, PathBuf};
+
+use harun_runtime::container::{self, Console, CreateOptions};
+use harun_runtime::state::StateRoot;
+use harun_runtime::{Error, Result};
+
+use crate::cli::CreateArgs;
+
+pub fn run(root: &StateRoot, args: &CreateArgs) -> Result<i32> {
+    let bundle = bundle_or_cwd(args.bundle.as_deref())?;
+    container::create(root, &options(args, &args.id, &bundle, false))?;
+    Ok(0)
+}
+
+/// The bundle flag, or the current directory as runc does.
+pub fn bundle_or_cwd(bundle: Option<&Path>) -> Result<PathBuf> {
+    match bundle {
+        Some(b) => Ok(b.to_path_buf()),
+        None => std::env::current_dir().map_err(Error::io("get current directory", ".")),
+    }
+}
+
+/// CreateOptions from the flags; `internal_console`: a foreground run relays the pty itself.
+pub fn options<'a>(
+    args: &'a CreateArgs,
+    id: &'a str,
+    bundle: &'a Path,
+    internal_console: bool,
+) -> CreateOptions<'a> {
+    let console = match (&args.console_socket, internal_console) {
+        (Some(p), _) => Console::Socket(p),
+        (None, true) => Console::Internal,
+        (None, false) => Console::None,
+    };
+    CreateOptions {
+        id,
+        bundle,
+        pid_file: args.pid_file.as_deref(),
+        console,
+        no_pivot: args.no_pivot,
+        preserve_fds: args.preserve_fds,
+    }
+}

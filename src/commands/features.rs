@@ -1,0 +1,9 @@
+//! features: the OCI features document.
+
+use harun_runtime::{features, Result};
+
+pub fn run() -> Result<i32> {
+    let doc = features::document();
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    Ok(0)
+}

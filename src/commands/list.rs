@@ -1,0 +1,53 @@
+//! list: a table like runc's, JSON, or IDs only.
+
+use harun_runtime::container;
+use harun_runtime::state::StateRoot;
+use harun_runtime::Result;
+
+use crate::cli::ListFormat;
+
+pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
+    let states = container::list(root)?;
+    let field = |v: &serde_json::Value, k: &str| match &v[k] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if quiet {
+        for s in &states {
+            println!("{}", field(s, "id"));
+        }
+    } else if format == ListFormat::Json {
+        println!("{}", serde_json::Value::Array(states));
+    } else {
+        let rows: Vec<[String; 6]> = states
+            .iter()
+            .map(|s| ["id", "pid", "status", "bundle", "created", "owner"].map(|k| field(s, k)))
+            .collect();
+        print_table(
+            &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+            &rows,
+        );
+    }
+    Ok(0)
+}
+
+fn print_table(head: &[&str; 6], rows: &[[String; 6]]) {
+    let mut width = head.map(str::len);
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", s.join("   ").trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,47 @@
+//! One module per command; each is a thin layer over harun_runtime.
+
+mod create;
+mod features;
+mod list;
+mod run;
+mod simple;
+mod spec;
+
+use harun_runtime::state::StateRoot;
+use harun_runtime::{Error, Result};
+
+use crate::cli::{Cli, Command};
+use crate::log::Logger;
+
+/// Run the command; Ok(exit code).
+pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
+    if cli.global.systemd_cgroup {
+        return Err(Error::Unsupported(
+            "--systemd-cgroup (harun manages cgroups itself, through cgroupfs)".into(),
+        ));
+    }
+    let root = StateRoot::new(&cli.global.root);
+    log.debug(&format!(
+        "root {}: {:?}",
+        root.path().display(),
+        cli.command
+    ));
+    match &cli.command {
+        Command::Spec { bundle } => spec::run(bundle),
+        Command::Create(args) => create::run(&root, args),
+        Command::Start { id } => simple::start(&root, id, log),
+        Command::State { id } => simple::state(&root, id),
+        Command::Kill { all, id, signal } => simple::kill(&root, id, signal, *all),
+        Command::Delete { force, id } => simple::delete(&root, id, *force, log),
+        Command::Run(args) => run::run(&root, args, log),
+        Command::List { format, quiet } => list::run(&root, *format, *quiet),
+        Command::Features => features::run(),
+    }
+}
+
+/// Print poststart/poststop hook failures: they do not fail the command (OCI runtime.md).
+fn warn_all(log: &Logger, warnings: &[Error]) {
+    for w in warnings {
+        log.warn(&w.to_string());
+    }
+}

@@ -1,0 +1,31 @@
+//! start, state, kill, delete.
+
+use harun_runtime::container;
+use harun_runtime::state::StateRoot;
+use harun_runtime::{signal, Result};
+
+use crate::log::Logger;
+
+pub fn start(root: &StateRoot, id: &str, log: &Logger) -> Result<i32> {
+    let started = container::start(root, id)?;
+    super::warn_all(log, &started.warnings);
+    Ok(0)
+}
+
+pub fn state(root: &StateRoot, id: &str) -> Result<i32> {
+    let st = container::state(root, id)?;
+    println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+    Ok(0)
+}
+
+pub fn kill(root: &StateRoot, id: &str, sig: &str, all: bool) -> Result<i32> {
+    let sig = signal::parse(sig)?;
+    container::kill(root, id, sig, all)?;
+    Ok(0)
+}
+
+pub fn delete(root: &StateRoot, id: &str, force: bool, log: &Logger) -> Result<i32> {
+    let warnings = container::delete(root, id, force)?;
+    super::warn_all(log, &warnings);
+    Ok(0)
+}
