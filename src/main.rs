@@ -7,8 +7,26 @@ mod log;
 
 use clap::Parser;
 
+/// clap's message without its usage lines, on one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, exit 1, like every other harun error.
+            eprintln!("harun: {}", one_line(&e.render().to_string()));
+            std::process::exit(1);
+        }
+    };
     let logger = log::Logger::new(&cli.global);
     let code = match commands::dispatch(&cli, &logger) {
         Ok(code) => code,

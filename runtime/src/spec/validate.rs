@@ -52,19 +52,18 @@ fn root(spec: &Spec, bundle_dir: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
         return Err(Error::spec("root.path", "must not be empty"));
     }
-    let joined = bundle_dir.join(path);
-    let canon = std::fs::canonicalize(&joined)
-        .map_err(|e| Error::spec("root.path", format!("`{}`: {e}", joined.display())))?;
-    if path.is_relative() && !canon.starts_with(bundle_dir) {
+    if path.is_relative() && escapes(path) {
         return Err(Error::spec(
             "root.path",
             format!(
-                "`{}` resolves to `{}`, outside the bundle (use an absolute path for that)",
-                path.display(),
-                canon.display()
+                "`{}` lies outside the bundle (use an absolute path for that)",
+                path.display()
             ),
         ));
     }
+    let joined = bundle_dir.join(path);
+    let canon = std::fs::canonicalize(&joined)
+        .map_err(|e| Error::spec("root.path", format!("`{}`: {e}", joined.display())))?;
     if !canon.is_dir() {
         return Err(Error::spec(
             "root.path",
@@ -78,6 +77,23 @@ fn root(spec: &Spec, bundle_dir: &Path) -> Result<PathBuf> {
         ));
     }
     Ok(canon)
+}
+
+/// True when a relative path climbs out of its base with `..` (lexically; a symlink inside
+/// the bundle pointing elsewhere is the bundle author's choice, as in runc).
+fn escapes(path: &Path) -> bool {
+    let mut depth = 0i32;
+    for c in path.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
 }
 
 fn process(spec: &Spec) -> Result<()> {
