@@ -112,6 +112,7 @@ impl Harun {
             args: args.into_iter().map(Into::into).collect(),
             cwd: None,
             timeout: DEFAULT_TIMEOUT,
+            wrapper: Vec::new(),
         }
     }
 
@@ -340,6 +341,7 @@ pub struct Cmd<'a> {
     args: Vec<OsString>,
     cwd: Option<PathBuf>,
     timeout: Duration,
+    wrapper: Vec<OsString>,
 }
 
 impl Cmd<'_> {
@@ -366,6 +368,13 @@ impl Cmd<'_> {
 
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
+        self
+    }
+
+    /// Runs harun through a wrapper command: `WRAPPER... HARUN ARGS...`, e.g.
+    /// `unshare -m ...` to give harun a mount namespace the test prepared.
+    pub fn wrap<S: Into<OsString>>(mut self, wrapper: impl IntoIterator<Item = S>) -> Self {
+        self.wrapper = wrapper.into_iter().map(Into::into).collect();
         self
     }
 
