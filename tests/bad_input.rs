@@ -1,0 +1,378 @@
+//! Bad input: every case exits 1 with exactly one line on stderr naming the field or path
+//! and the cause, and leaves nothing behind (no state dir, no mount, no process).
+
+use std::fs;
+
+use harun_integration::{harun, Bundle};
+use serde_json::json;
+
+/// Edits a good bundle, `create`s it and expects a clean failure mentioning `keys`.
+fn bad_config(edit: impl FnOnce(&mut Bundle), keys: &[&str]) {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"]);
+    edit(&mut b);
+    let id = h.id("bad");
+    h.create(&id, &b).error(keys);
+    h.state(&id).error(&["does not exist"]);
+    h.assert_clean();
+}
+
+#[test]
+fn missing_config_json() {
+    bad_config(|b| b.remove_config(), &["config.json"]);
+}
+
+#[test]
+fn broken_json() {
+    bad_config(|b| b.write_raw_config(r#"{"ociVersion": "1.0.2", "process": {"#), &["config.json"]);
+}
+
+#[test]
+fn unknown_namespace_type() {
+    bad_config(|b| {
+            b.push("/linux/namespaces", json!({"type": "bogus"}));
+        }, &["linux.namespaces", "bogus"]);
+}
+
+#[test]
+fn user_namespace_is_not_supported_yet() {
+    bad_config(|b| {
+            b.namespace("user");
+        }, &["user", "not supported"]);
+}
+
+#[test]
+fn time_namespace_is_not_supported_yet() {
+    bad_config(|b| {
+            b.namespace("time");
+        }, &["time", "not supported"]);
+}
+
+#[test]
+fn duplicate_namespace() {
+    bad_config(|b| {
+            b.push("/linux/namespaces", json!({"type": "pid"}));
+        }, &["linux.namespaces", "pid"]);
+}
+
+#[test]
+fn root_outside_the_bundle() {
+    bad_config(|b| {
+            b.set("/root/path", "../../..");
+        }, &["root.path"]);
+}
+
+#[test]
+fn nonexistent_root_path() {
+    bad_config(|b| {
+            b.set("/root/path", "no-such-rootfs");
+        }, &["root.path", "no-such-rootfs"]);
+}
+
+#[test]
+fn missing_args() {
+    bad_config(|b| {
+            b.remove("/process/args");
+        }, &["process.args"]);
+}
+
+#[test]
+fn empty_args() {
+    bad_config(|b| {
+            b.set("/process/args", json!([]));
+        }, &["process.args"]);
+}
+
+#[test]
+fn args0_not_found_in_the_container() {
+    bad_config(|b| {
+            b.args(&["no-such-binary", "x"]);
+        }, &["process.args", "no-such-binary"]);
+}
+
+#[test]
+fn absolute_args0_not_found_in_the_container() {
+    // /usr/bin/env exists on the host, not in the busybox rootfs (which has /bin/env).
+    bad_config(|b| {
+            b.args(&["/usr/bin/env"]);
+        }, &["process.args", "/usr/bin/env"]);
+}
+
+#[test]
+fn relative_cwd() {
+    bad_config(|b| {
+            b.set("/process/cwd", "tmp");
+        }, &["process.cwd"]);
+}
+
+#[test]
+fn uid_of_the_wrong_type() {
+    bad_config(|b| {
+            b.set("/process/user/uid", "root");
+        }, &["process.user.uid"]);
+}
+
+#[test]
+fn bad_rlimit_type() {
+    bad_config(
+        |b| {
+            b.set("/process/rlimits", json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]));
+        },
+        &["process.rlimits", "RLIMIT_BOGUS"],
+    );
+}
+
+#[test]
+fn rlimit_soft_above_hard() {
+    bad_config(
+        |b| {
+            b.set("/process/rlimits", json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]));
+        },
+        &["process.rlimits"],
+    );
+}
+
+#[test]
+fn relative_mount_destination() {
+    bad_config(|b| {
+            b.mount("relative/dir", "tmpfs", "tmpfs", &[]);
+        }, &["mounts[7].destination"]);
+}
+
+#[test]
+fn bad_capability_name() {
+    bad_config(
+        |b| {
+            b.push("/process/capabilities/bounding", "CAP_BOGUS");
+        },
+        &["process.capabilities", "CAP_BOGUS"],
+    );
+}
+
+#[test]
+fn hostname_without_a_uts_namespace() {
+    bad_config(|b| {
+            b.without_namespace("uts");
+        }, &["hostname"]);
+}
+
+#[test]
+fn nonexistent_namespace_path() {
+    bad_config(
+        |b| {
+            b.namespace_path("network", "/var/run/netns/harun-no-such-ns");
+        },
+        &["linux.namespaces", "/var/run/netns/harun-no-such-ns"],
+    );
+}
+
+#[test]
+fn namespace_path_of_the_wrong_type() {
+    bad_config(|b| {
+            b.namespace_path("network", "/proc/self/ns/uts");
+        }, &["linux.namespaces", "/proc/self/ns/uts"]);
+}
+
+#[test]
+fn sysctl_not_allowed() {
+    bad_config(|b| {
+            b.set("/linux/sysctl/vm.swappiness", "10");
+        }, &["vm.swappiness"]);
+}
+
+#[test]
+fn network_sysctl_without_a_network_namespace() {
+    bad_config(
+        |b| {
+            b.without_namespace("network").set("/linux/sysctl/net.ipv4.ip_forward", "1");
+        },
+        &["net.ipv4.ip_forward"],
+    );
+}
+
+#[test]
+fn relative_hook_path() {
+    bad_config(
+        |b| {
+            b.hook("createRuntime", "bin/true", &["true"]);
+        },
+        &["hooks.createRuntime[0].path"],
+    );
+}
+
+#[test]
+fn failing_hook() {
+    bad_config(|b| {
+            b.hook("createRuntime", "/bin/false", &["false"]);
+        }, &["createRuntime", "/bin/false"]);
+}
+
+#[test]
+fn bad_device_type() {
+    bad_config(
+        |b| {
+            b.set("/linux/devices", json!([{"path": "/dev/x", "type": "z", "major": 1, "minor": 3}]));
+        },
+        &["linux.devices"],
+    );
+}
+
+#[test]
+fn oom_score_adj_out_of_range() {
+    bad_config(|b| {
+            b.set("/process/oomScoreAdj", 1001);
+        }, &["oomScoreAdj"]);
+}
+
+#[test]
+fn nonexistent_bundle_dir() {
+    let h = harun!();
+    let dir = h.path("no-such-bundle");
+    let id = h.id("nobundle");
+    h.cmd(["create", "--bundle"]).arg(&dir).arg(&id).run().error(&["no-such-bundle"]);
+    h.assert_clean();
+}
+
+#[test]
+fn duplicate_id() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+    let id = h.id("dup");
+    h.create(&id, &b).ok();
+    let first = h.state_of(&id);
+    let mut other = h.bundle();
+    other.args(&["true"]);
+    h.create(&id, &other).error(&[&id, "already exists"]);
+    h.cmd(["run", "--bundle"]).arg(other.dir()).arg(&id).run().error(&[&id, "already exists"]);
+    let again = h.state_of(&id);
+    assert_eq!((again.status.as_str(), again.pid, &again.bundle), ("created", first.pid, &first.bundle));
+    h.delete_force(&id).ok();
+    h.assert_clean();
+}
+
+#[test]
+fn unknown_id_for_every_command() {
+    let h = harun!();
+    let id = h.id("ghost");
+    for args in [
+        vec!["start", &id],
+        vec!["state", &id],
+        vec!["kill", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["kill", "--all", &id, "9"],
+        vec!["delete", &id],
+    ] {
+        h.exec(&args).error(&[&id, "does not exist"]);
+    }
+    h.assert_clean();
+}
+
+#[test]
+fn bad_container_ids() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"]);
+    for id in ["a/b", "..", "../escape", "."] {
+        h.cmd(["create", "--bundle"]).arg(b.dir()).arg(id).run().error(&[id]);
+        h.cmd(["run", "--bundle"]).arg(b.dir()).arg(id).run().error(&[id]);
+        for cmd in ["state", "start", "delete"] {
+            h.exec(&[cmd, id]).error(&[id]);
+        }
+    }
+    assert!(!h.dir().join("escape").exists());
+    h.assert_clean();
+}
+
+#[test]
+fn bad_signal() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+    let id = h.id("sig");
+    h.create(&id, &b).ok();
+    for sig in ["SIGBOGUS", "BOGUS", "999", "9x"] {
+        h.kill(&id, sig).error(&[sig]);
+    }
+    assert_eq!(h.state_of(&id).status, "created");
+    h.delete_force(&id).ok();
+    h.assert_clean();
+}
+
+#[test]
+fn bad_log_format() {
+    let h = harun!();
+    let id = h.id("x");
+    h.cmd(["state", &id]).global(["--log-format", "xml"]).run().error(&["xml"]);
+    h.assert_clean();
+}
+
+#[test]
+fn systemd_cgroup_is_not_supported() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"]);
+    let id = h.id("systemd");
+    h.remember_id(&id);
+    h.cmd(["create", "--bundle"])
+        .arg(b.dir())
+        .arg(&id)
+        .global(["--systemd-cgroup"])
+        .run()
+        .error(&["systemd", "not supported"]);
+    h.state(&id).error(&["does not exist"]);
+    h.assert_clean();
+}
+
+#[test]
+fn create_without_an_id() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"]);
+    h.cmd(["create", "--bundle"]).arg(b.dir()).run().error(&[]);
+    h.assert_clean();
+}
+
+/// `--log F --log-format json`: the failure is appended to F as a runc-style line.
+#[test]
+fn log_json_gets_a_runc_style_error_line() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.remove("/process/args");
+    let log = h.path("log.json");
+    let earlier = r#"{"level":"info","msg":"an earlier line","time":"2026-11-22T00:00:00Z"}"#;
+    fs::write(&log, format!("{earlier}\n")).unwrap();
+    let id = h.id("logged");
+    h.remember_id(&id);
+    let out = h
+        .cmd(["create", "--bundle"])
+        .arg(b.dir())
+        .arg(&id)
+        .global(["--log-format", "json", "--log"])
+        .global([&log])
+        .run();
+    assert_eq!(out.code, 1, "{out}");
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&earlier), "the log was not appended to:\n{text}");
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap())
+        .unwrap_or_else(|e| panic!("last log line is not JSON ({e}):\n{text}"));
+    assert_eq!(last["level"], "error", "{text}");
+    assert!(last["msg"].as_str().is_some_and(|m| m.contains("process.args")), "{text}");
+    let time = last["time"].as_str().unwrap_or_else(|| panic!("no time:\n{text}"));
+    assert!(time.len() >= 20 && time.as_bytes()[4] == b'-' && time.as_bytes()[10] == b'T', "time {time:?} is not RFC 3339");
+    h.assert_clean();
+}
+
+#[test]
+fn log_text_gets_the_error_too() {
+    let h = harun!();
+    let log = h.path("log.txt");
+    let id = h.id("ghost");
+    let out = h.cmd(["state", &id]).global(["--log"]).global([&log]).run();
+    assert_eq!(out.code, 1, "{out}");
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("error") && text.contains("does not exist"), "{text:?}");
+    h.assert_clean();
+}
