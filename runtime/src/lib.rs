@@ -8,6 +8,7 @@ pub mod container;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod idmap;
 pub mod namespaces;
 pub mod pidfd;
 pub mod process;
@@ -18,6 +19,7 @@ pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod time;
+pub mod timens;
 
 pub use error::{Error, ErrorKind, Result};
 

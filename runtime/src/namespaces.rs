@@ -103,12 +103,6 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             ));
         }
         seen.push(typ);
-        if matches!(typ, LinuxNamespaceType::User | LinuxNamespaceType::Time) {
-            return Err(Error::Unsupported(format!(
-                "{field}: `{}` namespace (not yet implemented)",
-                spec_name(typ)
-            )));
-        }
         match ns.path() {
             None => plan.new |= flag(typ),
             Some(p) => plan.joins.push(open_join(typ, p, &field)?),
@@ -161,13 +155,19 @@ fn open_join(typ: LinuxNamespaceType, path: &Path, field: &str) -> Result<Join> 
 }
 
 /// In the container init: join every namespace given by path, except pid (the parent joins
-/// that one for its children before cloning). The mount namespace last, as paths resolved
-/// before it still point at the host.
+/// that one for its children before cloning). The user namespace first (it owns the others),
+/// the mount namespace last, as paths resolved before it still point at the host.
 pub fn join_all(plan: &Plan) -> Result<()> {
+    let middle = |t: LinuxNamespaceType| {
+        !matches!(
+            t,
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Mount | LinuxNamespaceType::User
+        )
+    };
     let order = plan
-        .joins
-        .iter()
-        .filter(|j| j.typ != LinuxNamespaceType::Pid && j.typ != LinuxNamespaceType::Mount)
+        .join_of(LinuxNamespaceType::User)
+        .into_iter()
+        .chain(plan.joins.iter().filter(|j| middle(j.typ)))
         .chain(plan.join_of(LinuxNamespaceType::Mount));
     for j in order {
         setns(j.fd.as_fd(), flag(j.typ)).map_err(|e| {

@@ -10,14 +10,15 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{mkfifo, Pid};
 
 use crate::hooks::{self, Stage};
-use crate::namespaces::PidForChildren;
+use crate::namespaces::{self, PidForChildren};
 use crate::pidfd::PidFd;
 use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
 use crate::process::clone::{clone_pidfd, Forked};
 use crate::process::init::{self, InitArgs};
 use crate::spec::{self, Bundle};
 use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
-use crate::{console, procfs, time, Error, Result};
+use crate::{console, idmap, procfs, time, timens, Error, Result};
+use oci_spec::runtime::LinuxNamespaceType;
 
 /// Where a terminal's pty master goes.
 #[derive(Debug, Clone, Copy)]
@@ -107,12 +108,19 @@ fn create_in(
     let fifo = dir.path().join(EXEC_FIFO);
     mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::sys(format!("mkfifo `{}`", fifo.display()))(e))?;
+    // Not subject to the umask: an init in a user namespace is not root on the host.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(Error::io("chmod", &fifo))?;
     let state_dir = init::open_dir_path(dir.path())?;
     let (ours, theirs) = channel::pair()?;
     let forked = {
         let _pidns = PidForChildren::enter(&bundle.plan)?;
+        let _timens = timens::ForChildren::enter(&bundle.spec, &bundle.plan)?;
+        // The time namespace is the parent's to make (offsets are written before the init
+        // enters it); every other new namespace comes with the clone.
+        let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
         // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before create).
-        unsafe { clone_pidfd(bundle.plan.new)? }
+        unsafe { clone_pidfd(flags)? }
     };
     let (pid, pidfd) = match forked {
         Forked::Child => init::run(InitArgs {
@@ -173,6 +181,10 @@ fn create_in(
 
 /// Run the parent side of the init protocol until the init is ready.
 fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()> {
+    if bundle.plan.is_new(LinuxNamespaceType::User) {
+        idmap::write_maps(st.pid, &bundle.spec)?;
+        ch.send(&ToInit::Mapped)?;
+    }
     let mut expect = Expect::RuntimeHooks;
     loop {
         let msg: Option<FromInit> = ch.recv()?;

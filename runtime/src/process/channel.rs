@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! init                                   parent
+//!  (new user ns)        <--Mapped--        uid_map, gid_map written
 //!  rootfs prepared      --RuntimeHooks-->  run prestart + createRuntime hooks
 //!                       <--Continue(state)--
 //!  createContainer hooks, pivot_root, ...
@@ -36,6 +37,9 @@ pub enum FromInit {
 /// Messages to the init.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToInit {
+    /// The uid/gid maps of the init's new user namespace are written (sent first, only when
+    /// the container has a new user namespace).
+    Mapped,
     /// Hooks ran; carry on. `state` is the OCI state JSON hooks in the container receive.
     Continue { state: String },
 }

@@ -12,6 +12,7 @@ use std::ffi::CString;
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{openat, OFlag};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
@@ -25,6 +26,9 @@ use crate::namespaces::{self, Plan};
 use crate::security::{capabilities, rlimits, sysctl, user};
 use crate::state::EXEC_FIFO;
 use crate::{console, rootfs, Error, Result};
+
+/// Set once the parent has been told we are ready (it stops listening then).
+static READY_SENT: AtomicBool = AtomicBool::new(false);
 
 /// Everything the init needs; it lives in the init's copy of the parent's memory.
 pub struct InitArgs<'a> {
@@ -51,11 +55,13 @@ pub fn run(args: InitArgs<'_>) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    // If the parent is still listening it reports this; if not, stderr is all we have.
-    if args
-        .channel
-        .send(&FromInit::Error(err.to_string()))
-        .is_err()
+    // Before Ready the parent is listening and reports this; after it (waiting for or
+    // handling `start`) nobody reads the channel: stderr is the container's, and all we have.
+    if READY_SENT.load(Ordering::Relaxed)
+        || args
+            .channel
+            .send(&FromInit::Error(err.to_string()))
+            .is_err()
     {
         eprintln!("harun init: {err}");
     }
@@ -69,6 +75,15 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         unsafe { libc::close(fd) };
     }
     die_with_parent()?;
+    if a.plan.is_new(LinuxNamespaceType::User) {
+        wait_for_maps(a)?;
+    } else {
+        // CVE-2019-5736 class: nothing in the container may open this process's /proc/PID/exe
+        // (the harun binary) while it runs harun code. (In a new user namespace the process
+        // must stay dumpable to use its own /proc files; its exe is out of reach there anyway:
+        // the container's root is not root on the host.)
+        nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))?;
+    }
     let process = a
         .spec
         .process()
@@ -88,6 +103,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     a.channel.send(&FromInit::RuntimeHooks)?;
     let state = match a.channel.recv::<ToInit>()? {
         Some(ToInit::Continue { state }) => state,
+        Some(other) => return Err(Error::Init(format!("unexpected {other:?} from the parent"))),
         None => return Err(Error::Init("parent exited during create".into())),
     };
     hooks::run(
@@ -129,6 +145,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only clears a flag of this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     a.channel.send(&FromInit::Ready)?;
+    READY_SENT.store(true, Ordering::Relaxed);
 
     wait_for_start(a.state_dir)?;
     let started = serde_json::from_str::<serde_json::Value>(&state)
@@ -143,6 +160,28 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         started.as_bytes(),
     )?;
     exec.run(a.preserve_fds)
+}
+
+/// Wait for the parent to write our uid/gid maps, then become root of the new user namespace
+/// (when container id 0 is mapped), so files the setup creates get a mapped owner.
+fn wait_for_maps(a: &InitArgs<'_>) -> Result<()> {
+    match a.channel.recv::<ToInit>()? {
+        Some(ToInit::Mapped) => {}
+        other => return Err(Error::Init(format!("expected the id maps, got {other:?}"))),
+    }
+    let linux = a.spec.linux().as_ref();
+    let maps_zero = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.is_some_and(|m| m.iter().any(|x| x.container_id() == 0))
+    };
+    if maps_zero(linux.and_then(|l| l.gid_mappings().as_ref())) {
+        let g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(g, g, g).map_err(Error::sys("setresgid 0 in the user namespace"))?;
+    }
+    if maps_zero(linux.and_then(|l| l.uid_mappings().as_ref())) {
+        let u = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(u, u, u).map_err(Error::sys("setresuid 0 in the user namespace"))?;
+    }
+    Ok(())
 }
 
 /// Die if the parent (the create command) dies before the init is ready.

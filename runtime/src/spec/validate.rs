@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::{hooks, namespaces, rootfs, security, Error, Result};
+use crate::{hooks, idmap, namespaces, rootfs, security, timens, Error, Result};
 
 /// Validate `spec` for a bundle in `bundle_dir`; returns the canonical rootfs path and the
 /// namespace plan (join paths opened and checked, see [`namespaces::plan`]).
@@ -16,6 +16,8 @@ pub fn validate(spec: &Spec, bundle_dir: &Path) -> Result<(PathBuf, namespaces::
     unsupported(spec)?;
     let plan = namespaces::plan(spec)?;
     uts(spec, &plan)?;
+    idmap::validate(spec, &plan)?;
+    timens::validate(spec, &plan)?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         let owned = security::sysctl::NewNamespaces {
             ipc: plan.has(LinuxNamespaceType::Ipc),
@@ -175,14 +177,6 @@ fn unsupported(spec: &Spec) -> Result<()> {
     if let Some(l) = spec.linux() {
         if l.seccomp().is_some() {
             found.push("linux.seccomp");
-        }
-        if l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        {
-            found.push("linux.uidMappings/gidMappings (user namespaces)");
-        }
-        if l.time_offsets().is_some() {
-            found.push("linux.timeOffsets");
         }
         if l.intel_rdt().is_some() {
             found.push("linux.intelRdt");
