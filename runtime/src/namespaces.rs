@@ -245,14 +245,6 @@ mod tests {
                 "`mount` namespace is required",
             ),
             (
-                serde_json::json!([{"type": "mount"}, {"type": "user"}]),
-                "user",
-            ),
-            (
-                serde_json::json!([{"type": "mount"}, {"type": "time"}]),
-                "time",
-            ),
-            (
                 serde_json::json!([{"type": "mount"}, {"type": "network", "path": "/nonexistent/ns"}]),
                 "linux.namespaces[1].path: open `/nonexistent/ns`",
             ),

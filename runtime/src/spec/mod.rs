@@ -47,8 +47,8 @@ pub fn parse(text: &[u8]) -> std::result::Result<Spec, (String, String)> {
     let de = &mut serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
-        let field = if field == "." {
-            "(top level)".to_string()
+        let field = if field == "." || field == "?" {
+            "(JSON syntax)".to_string()
         } else {
             field
         };
@@ -76,7 +76,7 @@ mod tests {
                 r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"x","gid":0}}}"#,
                 "process.user.uid",
             ),
-            (r#"{"ociVersion": "1.0.2", "#, "(top level)"),
+            (r#"{"ociVersion": "1.0.2", "#, "(JSON syntax)"),
         ];
         for (text, want) in cases {
             let (field, reason) = parse(text.as_bytes()).unwrap_err();
