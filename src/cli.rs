@@ -82,6 +82,8 @@ pub enum Command {
     },
     /// Create and start a container; in the foreground wait for it and exit with its code
     Run(RunArgs),
+    /// Run a process in a running container
+    Exec(crate::commands::exec::ExecArgs),
     /// List containers
     List {
         #[arg(long, short = 'f', value_enum, default_value_t = ListFormat::Table)]

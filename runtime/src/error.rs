@@ -63,8 +63,9 @@ pub enum Error {
     #[error("{what}: {errno}")]
     Sys { what: String, errno: Errno },
 
-    /// The container init reported a failure during create (its message is the real cause).
-    #[error("container init: {0}")]
+    /// A container process (the init during create, or an exec) reported a failure during
+    /// setup; its message is the real cause.
+    #[error("in the container: {0}")]
     Init(String),
 
     /// A hook failed: "createRuntime hook #0 `/bin/false`: exited with status 1".

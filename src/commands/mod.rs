@@ -1,6 +1,7 @@
 //! One module per command; each is a thin layer over harun_runtime.
 
 mod create;
+pub mod exec;
 mod features;
 mod list;
 mod run;
@@ -34,6 +35,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Kill { all, id, signal } => simple::kill(&root, id, signal, *all),
         Command::Delete { force, id } => simple::delete(&root, id, *force, log),
         Command::Run(args) => run::run(&root, args, log),
+        Command::Exec(args) => exec::run(&root, args),
         Command::List { format, quiet } => list::run(&root, *format, *quiet),
         Command::Features => features::run(),
     }

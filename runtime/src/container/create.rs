@@ -76,6 +76,11 @@ fn console_endpoints(bundle: &Bundle, console: Console<'_>) -> Result<ConsoleEnd
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    console_ends(terminal, console)
+}
+
+/// The console socket ends for a process with or without `terminal`.
+pub(super) fn console_ends(terminal: bool, console: Console<'_>) -> Result<ConsoleEnds> {
     match (terminal, console) {
         (true, Console::Socket(p)) => Ok((Some(console::connect_socket(p)?), None)),
         (true, Console::Internal) => {

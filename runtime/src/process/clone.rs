@@ -83,3 +83,35 @@ fn describe(flags: CloneFlags) -> String {
         format!("new {} namespaces", list.join(", "))
     }
 }
+
+/// Clone a child that becomes a child of our parent (CLONE_PARENT), fork-style, with a pidfd.
+/// Used by the exec joiner so the entering process is harun's own child.
+///
+/// # Safety
+/// As [`clone_pidfd`]: the calling process must be single-threaded.
+pub unsafe fn clone_pidfd_parent() -> Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args: libc::clone_args = std::mem::zeroed();
+    args.flags = (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    // clone3 wants exit_signal 0 with CLONE_PARENT: the child inherits ours (SIGCHLD), which
+    // goes to our parent, the one that waits for it.
+    args.exit_signal = 0;
+    // SAFETY: valid clone_args of the given size; fork-style (no stack).
+    let ret = libc::syscall(
+        libc::SYS_clone3,
+        &mut args as *mut libc::clone_args,
+        std::mem::size_of::<libc::clone_args>(),
+    );
+    match ret {
+        r if r < 0 => Err(Error::sys("clone the process entering the container")(
+            Errno::last(),
+        )),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: the kernel stored a fresh pidfd for us (CLONE_PIDFD).
+            pidfd: OwnedFd::from_raw_fd(pidfd),
+        }),
+    }
+}

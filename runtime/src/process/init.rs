@@ -8,22 +8,20 @@
 //! capabilities -> ready -> fifo -> startContainer hooks -> close fds -> exec.
 
 use std::convert::Infallible;
-use std::ffi::CString;
 use std::os::fd::{OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{openat, OFlag};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
-use nix::unistd::{chdir, execve, write};
+use nix::unistd::write;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::channel::{Channel, FromInit, ToInit};
+use super::finish::{self, Exec};
 use crate::hooks::{self, Stage};
 use crate::namespaces::{self, Plan};
-use crate::security::{capabilities, rlimits, sysctl, user};
+use crate::security::{sysctl, user};
 use crate::state::EXEC_FIFO;
 use crate::{console, rootfs, Error, Result};
 
@@ -125,22 +123,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         console::setup_in_init(sock, process.console_size(), process.user().uid())?;
     }
 
-    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    // Capabilities the running kernel does not know are skipped, as runc does.
-    let _unknown = capabilities::drop_bounding(process.capabilities().as_ref())?;
-    user::apply(process.user())?;
-    chdir(process.cwd().as_path()).map_err(|e| {
-        Error::sys(format!(
-            "chdir to process.cwd `{}`",
-            process.cwd().display()
-        ))(e)
-    })?;
-    if process.no_new_privileges() == Some(true) {
-        user::set_no_new_privileges()?;
-    }
-    let _unknown = capabilities::apply(process.capabilities().as_ref())?;
+    finish::apply_credentials(process)?;
 
-    let exec = Exec::prepare(a.spec)?;
+    let exec = Exec::prepare(process)?;
     // The parent returns after Ready; from here on the init must outlive it.
     // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only clears a flag of this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
@@ -219,114 +204,6 @@ fn wait_for_start(state_dir: RawFd) -> Result<()> {
     // SAFETY: closing our own O_PATH fd of the host state dir: nothing of the host may reach
     // the container process.
     unsafe { libc::close(state_dir) };
-    Ok(())
-}
-
-/// The resolved program, argv and envp, prepared before Ready so a missing binary fails create.
-struct Exec {
-    path: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-}
-
-impl Exec {
-    fn prepare(spec: &Spec) -> Result<Self> {
-        let p = spec
-            .process()
-            .as_ref()
-            .ok_or_else(|| Error::spec("process", "missing"))?;
-        let args = p.args().as_deref().unwrap_or(&[]);
-        let env = p.env().as_deref().unwrap_or(&[]);
-        let arg0 = args
-            .first()
-            .ok_or_else(|| Error::spec("process.args", "must not be empty"))?;
-        let path = lookup(arg0, env)?;
-        let cstr = |s: &[u8]| CString::new(s).map_err(|_| Error::spec("process", "NUL byte"));
-        Ok(Exec {
-            path: cstr(path.as_os_str().as_bytes())?,
-            argv: args
-                .iter()
-                .map(|s| cstr(s.as_bytes()))
-                .collect::<Result<_>>()?,
-            envp: env
-                .iter()
-                .map(|s| cstr(s.as_bytes()))
-                .collect::<Result<_>>()?,
-        })
-    }
-
-    fn run(self, preserve_fds: u32) -> Result<Infallible> {
-        reset_signals()?;
-        close_other_fds(3 + preserve_fds)?;
-        let e = execve(&self.path, &self.argv, &self.envp).unwrap_err();
-        Err(Error::sys(format!(
-            "exec `{}`",
-            self.path.to_string_lossy()
-        ))(e))
-    }
-}
-
-/// Find `arg0` as a shell would: with a `/` it is a path; without, search the container's
-/// PATH (from process.env, else the default).
-fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let not_found = |why: &str| Error::spec("process.args[0]", format!("`{arg0}`: {why}"));
-    if arg0.contains('/') {
-        return if is_executable(Path::new(arg0)) {
-            Ok(PathBuf::from(arg0))
-        } else {
-            Err(not_found("no such executable file in the container"))
-        };
-    }
-    let path_var = env
-        .iter()
-        .find_map(|kv| kv.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    path_var
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(arg0))
-        .find(|p| is_executable(p))
-        .ok_or_else(|| not_found("executable file not found in $PATH"))
-}
-
-fn is_executable(p: &Path) -> bool {
-    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
-        && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
-}
-
-/// Unblock every signal and restore default dispositions (Rust ignores SIGPIPE; exec would
-/// keep that ignored in the container).
-fn reset_signals() -> Result<()> {
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(Error::sys("reset signal mask"))?;
-    for sig in 1..libc::SIGRTMAX() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: installing SIG_DFL for a valid signal number; failures (for signals the
-        // kernel reserves) are harmless.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
-    Ok(())
-}
-
-/// Mark every fd from `first` up close-on-exec (CVE-2024-21626 class: no host fd may reach
-/// the container). close_range(CLOSE_RANGE_CLOEXEC) where the kernel has it, else /proc.
-fn close_other_fds(first: u32) -> Result<()> {
-    // SAFETY: close_range only changes fd flags of this process.
-    let r = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    if r == 0 {
-        return Ok(());
-    }
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .map_err(Error::io("read", "/proc/self/fd"))?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd: &RawFd| fd >= first as RawFd)
-        .collect();
-    for fd in fds {
-        // SAFETY: F_SETFD on an fd number; a closed one just returns EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
     Ok(())
 }
 

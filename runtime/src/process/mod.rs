@@ -2,4 +2,6 @@
 
 pub mod channel;
 pub mod clone;
+pub mod finish;
 pub mod init;
+pub mod joiner;

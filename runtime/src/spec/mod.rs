@@ -11,7 +11,7 @@ use oci_spec::runtime::Spec;
 use crate::{Error, Result};
 
 pub use example::{example, example_json};
-pub use validate::validate;
+pub use validate::{validate, validate_process};
 
 /// A bundle whose config.json parsed and validated.
 #[derive(Debug)]

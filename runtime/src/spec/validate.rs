@@ -98,6 +98,15 @@ fn escapes(path: &Path) -> bool {
     false
 }
 
+/// Validate a process to `exec` in a container created from `config` (as if it were the
+/// container's own process).
+pub fn validate_process(config: &Spec, process: &oci_spec::runtime::Process) -> Result<()> {
+    let mut spec = config.clone();
+    spec.set_process(Some(process.clone()));
+    self::process(&spec)?;
+    security::validate(&spec)
+}
+
 fn process(spec: &Spec) -> Result<()> {
     let p = spec
         .process()

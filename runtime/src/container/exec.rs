@@ -1,0 +1,304 @@
+//! `exec`: run another process in an existing container (see process/joiner.rs for how it
+//! enters). The process comes from a full OCI process JSON (`--process FILE`, what containerd
+//! writes) or from flags on top of the container's own process, as runc builds it.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Capability, Process};
+
+use super::create::{console_ends, Console};
+use crate::namespaces;
+use crate::pidfd::PidFd;
+use crate::process::channel;
+use crate::process::clone::{clone_pidfd, Forked};
+use crate::process::joiner::{self, FromJoiner, JoinArgs};
+use crate::state::{self, StateRoot, Status};
+use crate::{console, spec, Error, Result};
+
+#[derive(Debug)]
+pub struct ExecOptions<'a> {
+    pub id: &'a str,
+    pub process: Process,
+    pub pid_file: Option<&'a Path>,
+    pub console: Console<'a>,
+    pub preserve_fds: u32,
+}
+
+/// A process started in a container; it is our child.
+#[derive(Debug)]
+pub struct Execed {
+    pub pidfd: PidFd,
+    pub console_master: Option<OwnedFd>,
+}
+
+/// exec's flags, for building the process the way runc does without `--process`.
+#[derive(Debug, Default)]
+pub struct ProcessFlags {
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    /// `UID[:GID]`
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+}
+
+/// Read a process JSON file (`--process`).
+pub fn process_from_file(path: &Path) -> Result<Process> {
+    let text = std::fs::read(path).map_err(Error::io("read", path))?;
+    let de = &mut serde_json::Deserializer::from_slice(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        Error::spec(
+            format!("{}: {}", path.display(), e.path()),
+            e.into_inner().to_string(),
+        )
+    })
+}
+
+/// The container's process with the flags applied (runc's `exec` semantics): new args, env
+/// added (same key replaced), cwd and user replaced, capabilities added to every set.
+pub fn process_from_flags(base: &Process, f: &ProcessFlags) -> Result<Process> {
+    let mut p = base.clone();
+    if f.args.is_empty() {
+        return Err(Error::InvalidArgument(
+            "exec needs a command (or --process FILE)".into(),
+        ));
+    }
+    p.set_args(Some(f.args.clone()));
+    p.set_terminal(Some(f.tty));
+    if let Some(cwd) = &f.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &f.env {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(u) = &f.user {
+        let (uid, gid) = parse_user(u)?;
+        let user = p.user_mut();
+        user.set_uid(uid);
+        if let Some(g) = gid {
+            user.set_gid(g);
+        }
+    }
+    if !f.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(f.additional_gids.clone()));
+    }
+    if !f.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &f.caps {
+            let cap: Capability = serde_json::from_value(serde_json::Value::from(name.as_str()))
+                .map_err(|e| Error::InvalidArgument(format!("--cap `{name}`: {e}")))?;
+            let add = |set: &Option<std::collections::HashSet<Capability>>| {
+                let mut s = set.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+            // Ambient needs inheritable; add it only where inheritable is set (as runc).
+            if caps.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
+                caps.set_ambient(add(caps.ambient()));
+            }
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if f.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "--user `{text}`: expected UID or UID:GID (numbers)"
+        ))
+    };
+    let (u, g) = match text.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (text, None),
+    };
+    let uid = u.parse().map_err(|_| bad())?;
+    let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
+}
+
+pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
+    let st = root.read(opts.id)?;
+    let status = st.status(&root.dir(opts.id));
+    if !matches!(status, Status::Created | Status::Running) {
+        return Err(Error::FailedPrecondition(format!(
+            "cannot exec in container `{}`: it is {status}",
+            opts.id
+        )));
+    }
+    spec::validate_process(&st.config, &opts.process)?;
+    let init = PidFd::open_checked(st.pid, st.init_start_time)?.ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "cannot exec in container `{}`: it is stopped",
+            opts.id
+        ))
+    })?;
+    // CVE-2019-5736 class: no process in the container may open our /proc/PID/exe.
+    nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))?;
+    let terminal = opts.process.terminal() == Some(true);
+    let (console_theirs, console_ours) = console_ends(terminal, opts.console)?;
+    let namespaces = container_namespaces(&st.config);
+    let (ours, theirs) = channel::pair()?;
+    let init_fd = dup_owned(&init)?;
+    // SAFETY: the harun CLI is single-threaded.
+    match unsafe { clone_pidfd(CloneFlags::empty())? } {
+        Forked::Child => joiner::run(JoinArgs {
+            init_pidfd: &init_fd,
+            namespaces,
+            process: &opts.process,
+            preserve_fds: opts.preserve_fds,
+            parent_end: ours.as_raw_fd(),
+            channel: &theirs,
+            console: console_theirs.as_ref(),
+        }),
+        Forked::Parent { pid, .. } => {
+            drop(theirs);
+            drop(console_theirs);
+            let joined = follow_joiner(&ours, pid);
+            let (pid, pidfd) = joined?;
+            let master = match console_ours {
+                Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
+                None => None,
+            };
+            if let Some(p) = opts.pid_file {
+                state::write_file_atomic(p, pid.to_string().as_bytes())?;
+            }
+            Ok(Execed {
+                pidfd,
+                console_master: master,
+            })
+        }
+    }
+}
+
+/// Reap the joiner, learn the process's pid, and wait until it has exec'd (EOF) or failed.
+fn follow_joiner(ch: &channel::Channel, joiner: i32) -> Result<(i32, PidFd)> {
+    let first: Option<FromJoiner> = ch.recv()?;
+    let _ = waitpid(Pid::from_raw(joiner), None);
+    let pid = match first {
+        Some(FromJoiner::Pid(pid)) => pid,
+        Some(FromJoiner::Error(m)) => return Err(Error::Init(m)),
+        None => {
+            return Err(Error::Init(
+                "the joining process exited without a word".into(),
+            ))
+        }
+    };
+    // It is our child (CLONE_PARENT) and unreaped, so the pid cannot be reused meanwhile.
+    let pidfd = open_child_pidfd(pid)?;
+    match ch.recv::<FromJoiner>()? {
+        None => Ok((pid, pidfd)),
+        Some(FromJoiner::Error(m)) => {
+            let _ = waitpid(Pid::from_raw(pid), None);
+            Err(Error::Init(m))
+        }
+        Some(other) => Err(Error::Init(format!("unexpected message {other:?}"))),
+    }
+}
+
+fn open_child_pidfd(pid: i32) -> Result<PidFd> {
+    // SAFETY: pidfd_open takes a pid and flags; no pointers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Error::sys(format!("pidfd_open {pid}"))(Errno::last()));
+    }
+    // SAFETY: a fresh fd from the kernel.
+    Ok(PidFd::from_owned(
+        unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        pid,
+    ))
+}
+
+fn dup_owned(p: &PidFd) -> Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    p.as_fd()
+        .try_clone_to_owned()
+        .map_err(Error::io("dup", "pidfd"))
+}
+
+/// Every namespace type the container's config lists (new or joined): the init is in each.
+fn container_namespaces(config: &oci_spec::runtime::Spec) -> CloneFlags {
+    config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|list| {
+            list.iter().fold(CloneFlags::empty(), |acc, n| {
+                acc | namespaces::flag(n.typ())
+            })
+        })
+        .unwrap_or(CloneFlags::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_build_the_process_like_runc() {
+        let base = crate::spec::example().unwrap().process().clone().unwrap();
+        let f = ProcessFlags {
+            args: vec!["id".into()],
+            env: vec!["TERM=dumb".into(), "A=1".into()],
+            user: Some("1000:1001".into()),
+            cwd: Some("/tmp".into()),
+            caps: vec!["CAP_SYS_PTRACE".into()],
+            ..Default::default()
+        };
+        let p = process_from_flags(&base, &f).unwrap();
+        assert_eq!(p.args().as_deref(), Some(&["id".to_string()][..]));
+        let env = p.env().clone().unwrap();
+        assert!(env.contains(&"TERM=dumb".to_string()) && !env.contains(&"TERM=xterm".into()));
+        assert!(env.iter().any(|e| e.starts_with("PATH=")));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 1001));
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        let caps = p.capabilities().clone().unwrap();
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysPtrace));
+        assert!(!caps
+            .ambient()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysPtrace));
+        for bad in ["x", "1:y", ":1", ""] {
+            let f = ProcessFlags {
+                args: vec!["id".into()],
+                user: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(process_from_flags(&base, &f).is_err(), "{bad}");
+        }
+        let f = ProcessFlags {
+            args: vec!["id".into()],
+            caps: vec!["CAP_NOPE".into()],
+            ..Default::default()
+        };
+        assert!(process_from_flags(&base, &f)
+            .unwrap_err()
+            .to_string()
+            .contains("--cap"));
+        assert!(process_from_flags(&base, &ProcessFlags::default()).is_err());
+    }
+}

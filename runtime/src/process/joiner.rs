@@ -1,0 +1,95 @@
+//! A process entering an existing container (`harun exec`).
+//!
+//! ```text
+//! harun (non-dumpable) --clone--> joiner: setns(init pidfd, every namespace of the container)
+//!                                   --clone(CLONE_PARENT)--> process: harun's own child, in
+//!                                   the container's pid namespace; sets up credentials, execs
+//! joiner --Pid(host pid)--> harun, exits.   process --Error(msg)--> harun, or its channel
+//! end closes on exec (EOF = it runs).
+//! ```
+//! One setns on the init's pidfd enters all namespaces atomically (Linux >= 5.8), so there is
+//! no window with half the namespaces joined and no /proc path to race on.
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+
+use nix::sched::{setns, CloneFlags};
+use oci_spec::runtime::Process;
+use serde::{Deserialize, Serialize};
+
+use super::channel::Channel;
+use super::clone::{clone_pidfd_parent, Forked};
+use super::finish::{self, Exec};
+use crate::{console, security, Error, Result};
+
+/// Messages from the joiner and the process to harun.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromJoiner {
+    /// Host pid of the process (a child of harun's, thanks to CLONE_PARENT).
+    Pid(i32),
+    Error(String),
+}
+
+pub struct JoinArgs<'a> {
+    pub init_pidfd: &'a OwnedFd,
+    /// CLONE_NEW* flags of every namespace the container has.
+    pub namespaces: CloneFlags,
+    pub process: &'a Process,
+    pub preserve_fds: u32,
+    pub parent_end: RawFd,
+    pub channel: &'a Channel,
+    pub console: Option<&'a OwnedFd>,
+}
+
+/// The joiner: never returns.
+pub fn run(a: JoinArgs<'_>) -> ! {
+    // SAFETY: harun's end of the channel is a copy we do not use.
+    unsafe { libc::close(a.parent_end) };
+    let result = join_and_spawn(&a);
+    if let Err(e) = result {
+        let _ = a.channel.send(&FromJoiner::Error(e.to_string()));
+        // SAFETY: _exit never returns; nothing of this fork should run destructors.
+        unsafe { libc::_exit(1) }
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
+
+fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
+    setns(a.init_pidfd.as_fd(), a.namespaces).map_err(Error::sys(
+        "join the container's namespaces (setns on the init's pidfd)",
+    ))?;
+    // SAFETY: the joiner is a fork of the single-threaded harun, itself single-threaded.
+    match unsafe { clone_pidfd_parent()? } {
+        Forked::Child => {
+            let err = match setup(a) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = a.channel.send(&FromJoiner::Error(err.to_string()));
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(1) }
+        }
+        Forked::Parent { pid, .. } => a.channel.send(&FromJoiner::Pid(pid)),
+    }
+}
+
+/// The process: console, credentials, seccomp-free for now, exec.
+fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
+    let p = a.process;
+    if let Some(adj) = p.oom_score_adj() {
+        security::user::set_oom_score_adj(adj)?;
+    }
+    if p.terminal() == Some(true) {
+        let sock = a
+            .console
+            .ok_or_else(|| Error::InvalidArgument("a terminal needs a console socket".into()))?;
+        console::setup_in_init(sock, p.console_size(), p.user().uid())?;
+    }
+    finish::apply_credentials(p)?;
+    let exec = Exec::prepare(p)?;
+    // Harun may return (exec --detach) as soon as we exec: do not die with it.
+    // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears a flag of this process only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    exec.run(a.preserve_fds)
+}
