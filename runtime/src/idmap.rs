@@ -2,6 +2,8 @@
 //! written by the parent into /proc/PID/{uid,gid}_map while the init waits.
 
 use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
@@ -81,6 +83,50 @@ fn check_map(field: &str, maps: &[LinuxIdMapping]) -> Result<()> {
                     format!("hostID range overlaps {field}[{j}]"),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The host ids container root (0) maps to, if it is mapped.
+fn host_root(spec: &Spec) -> (Option<u32>, Option<u32>) {
+    let linux = spec.linux().as_ref();
+    let find = |maps: Option<&Vec<LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    (
+        find(linux.and_then(|l| l.uid_mappings().as_ref())),
+        find(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
+}
+
+/// In a new user namespace the init sets the rootfs up as its mapped root, which is not root
+/// on the host: every directory down to the rootfs must be searchable by that id, or the
+/// mounts fail with EACCES. Say so before anything happens.
+pub fn check_rootfs_reachable(spec: &Spec, plan: &Plan, rootfs: &Path) -> Result<()> {
+    if !plan.is_new(LinuxNamespaceType::User) {
+        return Ok(());
+    }
+    let (uid, gid) = host_root(spec);
+    for dir in rootfs.ancestors() {
+        let md = fs::metadata(dir).map_err(Error::io("stat", dir))?;
+        let mode = md.permissions().mode();
+        let ok = mode & 0o001 != 0
+            || (Some(md.uid()) == uid && mode & 0o100 != 0)
+            || (Some(md.gid()) == gid && mode & 0o010 != 0);
+        if !ok {
+            return Err(Error::spec(
+                "root.path",
+                format!(
+                    "`{}` is not searchable by the container's root (host uid {}): \
+                     make it so (e.g. chmod o+x) or move the bundle",
+                    dir.display(),
+                    uid.map_or("unmapped".into(), |u| u.to_string())
+                ),
+            ));
         }
     }
     Ok(())

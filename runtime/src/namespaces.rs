@@ -72,14 +72,16 @@ pub fn spec_name(typ: LinuxNamespaceType) -> &'static str {
     }
 }
 
-/// The kernel's name, as /proc/PID/ns/<name> and the `net:[...]` link text use it.
-fn kernel_name(typ: LinuxNamespaceType) -> &'static str {
-    match typ {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Network => "net",
-        other => spec_name(other),
-    }
-}
+const ALL: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Time,
+];
 
 /// Validate linux.namespaces and open the paths to join.
 pub fn plan(spec: &Spec) -> Result<Plan> {
@@ -131,17 +133,22 @@ fn open_join(typ: LinuxNamespaceType, path: &Path, field: &str) -> Result<Join> 
         .open(path)
         .map_err(|e| Error::spec(&field, format!("open `{}`: {e}", path.display())))?;
     let fd: OwnedFd = file.into();
-    // /proc/self/fd/N of a namespace file reads `net:[4026531840]`.
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(Error::io("readlink namespace fd of", path))?;
-    let want = kernel_name(typ);
-    let link = link.to_string_lossy();
-    let kind = link.split(":[").next().unwrap_or("");
-    if !link.contains(":[") || kind != want {
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the CLONE_NEW* type of the
+    // namespace the fd refers to, or fails with ENOTTY for any other file.
+    let got = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) };
+    if got != flag(typ).bits() {
+        let what = match CloneFlags::from_bits(got) {
+            _ if got < 0 => "not a namespace file".to_string(),
+            Some(f) => match ALL.iter().find(|t| flag(**t) == f) {
+                Some(t) => format!("a {} namespace", spec_name(*t)),
+                None => format!("namespace type {got:#x}"),
+            },
+            None => format!("namespace type {got:#x}"),
+        };
         return Err(Error::spec(
             field,
             format!(
-                "`{}` is not a {} namespace (it is `{link}`)",
+                "`{}` is not a {} namespace (it is {what})",
                 path.display(),
                 spec_name(typ)
             ),

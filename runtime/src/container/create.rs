@@ -118,31 +118,37 @@ fn create_in(
         .map_err(Error::io("chmod", &fifo))?;
     let state_dir = init::open_dir_path(dir.path())?;
     let (ours, theirs) = channel::pair()?;
-    let forked = {
-        let _pidns = PidForChildren::enter(&bundle.plan)?;
-        let _timens = timens::ForChildren::enter(&bundle.spec, &bundle.plan)?;
-        // The time namespace is the parent's to make (offsets are written before the init
-        // enters it); every other new namespace comes with the clone.
-        let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
-        // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before create).
-        unsafe { clone_pidfd(flags)? }
-    };
+    // Children are born in the pid namespace to join and the new time namespace while these
+    // guards live; they restore the parent on drop. The child must not run their Drop.
+    let pidns = PidForChildren::enter(&bundle.plan)?;
+    let timens = timens::ForChildren::enter(&bundle.spec, &bundle.plan)?;
+    // The time namespace is the parent's to make (offsets are written before the init
+    // enters it); every other new namespace comes with the clone.
+    let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
+    // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before create).
+    let forked = unsafe { clone_pidfd(flags)? };
     let (pid, pidfd) = match forked {
-        Forked::Child => init::run(InitArgs {
-            spec: &bundle.spec,
-            bundle: &bundle.dir,
-            rootfs: &bundle.rootfs,
-            plan: &bundle.plan,
-            no_pivot: opts.no_pivot,
-            preserve_fds: opts.preserve_fds,
-            state_dir: state_dir.as_raw_fd(),
-            close_now: &[dir.lock_fd()],
-            parent_end: ours.as_raw_fd(),
-            channel: &theirs,
-            console: console_init.as_ref(),
-        }),
+        Forked::Child => {
+            std::mem::forget(pidns);
+            std::mem::forget(timens);
+            init::run(InitArgs {
+                spec: &bundle.spec,
+                bundle: &bundle.dir,
+                rootfs: &bundle.rootfs,
+                plan: &bundle.plan,
+                no_pivot: opts.no_pivot,
+                preserve_fds: opts.preserve_fds,
+                state_dir: state_dir.as_raw_fd(),
+                close_now: &[dir.lock_fd()],
+                parent_end: ours.as_raw_fd(),
+                channel: &theirs,
+                console: console_init.as_ref(),
+            })
+        }
         Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
     };
+    drop(timens);
+    drop(pidns);
     drop(theirs);
     drop(console_init);
     drop(state_dir);

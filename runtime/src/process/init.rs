@@ -135,7 +135,8 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     wait_for_start(a.state_dir)?;
     let started = serde_json::from_str::<serde_json::Value>(&state)
         .map(|mut v| {
-            v["status"] = "running".into();
+            // As runc: the process has not started yet while these hooks run.
+            v["status"] = "created".into();
             v.to_string()
         })
         .unwrap_or(state);

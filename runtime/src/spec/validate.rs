@@ -17,6 +17,7 @@ pub fn validate(spec: &Spec, bundle_dir: &Path) -> Result<(PathBuf, namespaces::
     let plan = namespaces::plan(spec)?;
     uts(spec, &plan)?;
     idmap::validate(spec, &plan)?;
+    idmap::check_rootfs_reachable(spec, &plan, &rootfs)?;
     timens::validate(spec, &plan)?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         let owned = security::sysctl::NewNamespaces {
