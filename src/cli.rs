@@ -94,6 +94,22 @@ pub enum Command {
     },
     /// Print what this runtime supports, as JSON (OCI features document)
     Features,
+    /// List a container's processes (--format json: their host pids)
+    Ps(crate::commands::ps::PsArgs),
+    /// Freeze every process of a container
+    Pause(crate::commands::pause::PauseArgs),
+    /// Let a paused container's processes run again
+    Resume(crate::commands::resume::ResumeArgs),
+    /// Change a running container's cgroup resources
+    Update(crate::commands::update::UpdateArgs),
+    /// Stop a container: SIGTERM, SIGKILL after a timeout; a supervised one is not restarted
+    Stop(crate::commands::stop::StopArgs),
+    /// Print a container's state and supervision (policy, restarts, last exit) as JSON
+    Inspect { id: String },
+    /// Print the output of a detached supervised container
+    Logs(crate::commands::logs::LogsArgs),
+    /// Print a supervised container's lifecycle events as JSON lines
+    Events(crate::commands::events::EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +129,15 @@ pub struct CreateArgs {
     /// Pass this many extra fds (from 3 up) into the container
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: u32,
+    /// Run on an overlay of root.path; writes go to an upper layer (ephemeral by default)
+    #[arg(long)]
+    pub overlay: bool,
+    /// Extra read-only layer above root.path (repeatable; the last one lies on top)
+    #[arg(long = "layer", value_name = "DIR")]
+    pub layers: Vec<PathBuf>,
+    /// Upper layer: `tmpfs`, `tmpfs:SIZE` (e.g. 64m) or an absolute DIR (persistent)
+    #[arg(long, value_name = "SPEC")]
+    pub upper: Option<String>,
     /// Container ID
     pub id: String,
 }
@@ -127,4 +152,6 @@ pub struct RunArgs {
     /// Container ID when the positional argument is a bundle directory
     #[arg(long, value_name = "ID")]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub supervise: crate::commands::supervise::SuperviseArgs,
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use harun_runtime::container::{self, Console, CreateOptions};
+use harun_runtime::rootfs::overlay;
 use harun_runtime::state::StateRoot;
 use harun_runtime::{Error, Result};
 
@@ -41,5 +42,10 @@ pub fn options<'a>(
         console,
         no_pivot: args.no_pivot,
         preserve_fds: args.preserve_fds,
+        overlay: overlay::Request {
+            enabled: args.overlay,
+            layers: &args.layers,
+            upper: args.upper.as_deref(),
+        },
     }
 }

@@ -13,11 +13,12 @@ use crate::hooks::{self, Stage};
 use crate::namespaces::{self, PidForChildren};
 use crate::pidfd::PidFd;
 use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
-use crate::process::clone::{clone_pidfd, Forked};
+use crate::process::clone::{clone_pidfd_into, Forked};
 use crate::process::init::{self, InitArgs};
+use crate::rootfs::overlay;
 use crate::spec::{self, Bundle};
 use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
-use crate::{console, idmap, procfs, time, timens, Error, Result};
+use crate::{cgroups, console, idmap, procfs, time, timens, Error, Result};
 use oci_spec::runtime::LinuxNamespaceType;
 
 /// Where a terminal's pty master goes.
@@ -39,6 +40,8 @@ pub struct CreateOptions<'a> {
     pub console: Console<'a>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// `--overlay`, `--layer`, `--upper` (the bundle's annotations fill in the rest).
+    pub overlay: overlay::Request<'a>,
 }
 
 /// A created container, as its creator sees it.
@@ -54,12 +57,22 @@ pub struct Created {
 pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
     state::validate_id(opts.id)?;
     let bundle = spec::load(opts.bundle)?;
+    let overlay = overlay::plan(&bundle, &opts.overlay, &root.dir(opts.id))?;
     let console = console_endpoints(&bundle, opts.console)?;
     let dir = root.create(opts.id)?;
-    match create_in(&dir, &bundle, opts, console) {
+    let cgroup = match cgroups::setup(&bundle.spec, opts.id, dir.path()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    match create_in(&dir, &bundle, opts, console, overlay.as_ref(), &cgroup) {
         Ok(created) => Ok(created),
         Err(e) => {
-            // Best effort: the original error is what the user needs.
+            // Best effort: the original error is what the user needs. Removing the cgroup
+            // also kills whatever the init left in it.
+            let _ = cgroup.record.destroy(cgroups::REMOVE_TIMEOUT);
             let _ = dir.remove();
             Err(e)
         }
@@ -109,6 +122,8 @@ fn create_in(
     bundle: &Bundle,
     opts: &CreateOptions<'_>,
     (console_init, console_ours): ConsoleEnds,
+    overlay: Option<&overlay::Plan>,
+    cgroup: &cgroups::Setup,
 ) -> Result<Created> {
     let fifo = dir.path().join(EXEC_FIFO);
     mkfifo(&fifo, Mode::from_bits_truncate(0o622))
@@ -116,6 +131,11 @@ fn create_in(
     // Not subject to the umask: an init in a user namespace is not root on the host.
     std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .map_err(Error::io("chmod", &fifo))?;
+    // Upper and work dirs; new persistent ones are removed again if create fails.
+    let overlay_dirs = overlay.map(overlay::Plan::make_dirs).transpose()?;
+    let close_now: Vec<_> = std::iter::once(dir.lock_fd())
+        .chain(overlay_dirs.as_ref().and_then(|d| d.lock_fd()))
+        .collect();
     let state_dir = init::open_dir_path(dir.path())?;
     let (ours, theirs) = channel::pair()?;
     // Children are born in the pid namespace to join and the new time namespace while these
@@ -126,7 +146,7 @@ fn create_in(
     // enters it); every other new namespace comes with the clone.
     let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
     // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before create).
-    let forked = unsafe { clone_pidfd(flags)? };
+    let (forked, placed) = unsafe { clone_pidfd_into(flags, Some(cgroup.cgroup.as_fd()))? };
     let (pid, pidfd) = match forked {
         Forked::Child => {
             std::mem::forget(pidns);
@@ -139,14 +159,23 @@ fn create_in(
                 no_pivot: opts.no_pivot,
                 preserve_fds: opts.preserve_fds,
                 state_dir: state_dir.as_raw_fd(),
-                close_now: &[dir.lock_fd()],
+                close_now: &close_now,
                 parent_end: ours.as_raw_fd(),
                 channel: &theirs,
                 console: console_init.as_ref(),
+                overlay,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
     };
+    if !placed {
+        // The init has not talked to us yet, so it has made no process of its own.
+        if let Err(e) = cgroup.cgroup.add_proc(pid) {
+            let _ = pidfd.signal(libc::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            return Err(e);
+        }
+    }
     drop(timens);
     drop(pidns);
     drop(theirs);
@@ -164,6 +193,7 @@ fn create_in(
         rootfs: bundle.rootfs.clone(),
         created: time::now_rfc3339(),
         config: bundle.spec.clone(),
+        cgroup: Some(cgroup.record.clone()),
     };
     if let Err(e) = follow_init(&ours, &st, bundle) {
         let _ = pidfd.signal(libc::SIGKILL);
@@ -182,6 +212,9 @@ fn create_in(
     dir.write(&st)?;
     if let Some(p) = opts.pid_file {
         state::write_file_atomic(p, pid.to_string().as_bytes())?;
+    }
+    if let Some(dirs) = overlay_dirs {
+        dirs.keep(&st);
     }
     Ok(Created {
         state: st,

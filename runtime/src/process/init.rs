@@ -4,8 +4,10 @@
 //!
 //! Security-critical order (one screen, as crun's container_init_setup):
 //! namespaces -> mounts -> runtime hooks -> pivot_root -> hostname, sysctl -> masked and
-//! read-only paths -> console -> rlimits -> bounding set -> user -> cwd -> no_new_privs ->
-//! capabilities -> ready -> fifo -> startContainer hooks -> close fds -> exec.
+//! read-only paths -> console -> seccomp compiled -> rlimits -> bounding set -> (seccomp
+//! installed, without no_new_privs) -> user -> cwd -> no_new_privs -> capabilities -> ready ->
+//! fifo -> startContainer hooks -> close fds -> (seccomp installed, with no_new_privs) ->
+//! exec.
 
 use std::convert::Infallible;
 use std::os::fd::{OwnedFd, RawFd};
@@ -21,6 +23,7 @@ use super::channel::{Channel, FromInit, ToInit};
 use super::finish::{self, Exec};
 use crate::hooks::{self, Stage};
 use crate::namespaces::{self, Plan};
+use crate::security::seccomp::Filter;
 use crate::security::{sysctl, user};
 use crate::state::EXEC_FIFO;
 use crate::{console, rootfs, Error, Result};
@@ -45,6 +48,8 @@ pub struct InitArgs<'a> {
     pub channel: &'a Channel,
     /// Connected console socket when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
+    /// The overlay rootfs to mount, if any (checked by `create`).
+    pub overlay: Option<&'a rootfs::overlay::Plan>,
 }
 
 /// Run the init; never returns. On failure the cause goes to the parent and the init exits 1.
@@ -97,6 +102,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         a.bundle,
         a.rootfs,
         a.plan.is_new(LinuxNamespaceType::Cgroup),
+        a.overlay,
     )?;
     a.channel.send(&FromInit::RuntimeHooks)?;
     let state = match a.channel.recv::<ToInit>()? {
@@ -123,7 +129,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         console::setup_in_init(sock, process.console_size(), process.user().uid())?;
     }
 
-    finish::apply_credentials(process)?;
+    // Compiled before Ready: a bad profile fails create, and the cost is paid once.
+    let seccomp = Filter::from_spec(a.spec)?;
+    finish::apply_credentials(process, seccomp.as_ref())?;
 
     let exec = Exec::prepare(process)?;
     // The parent returns after Ready; from here on the init must outlive it.
@@ -145,7 +153,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         Stage::StartContainer.hooks(a.spec),
         started.as_bytes(),
     )?;
-    exec.run(a.preserve_fds)
+    exec.run(a.preserve_fds, seccomp.as_ref())
 }
 
 /// Wait for the parent to write our uid/gid maps, then become root of the new user namespace

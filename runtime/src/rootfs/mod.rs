@@ -12,6 +12,7 @@ mod devices;
 mod mountinfo;
 mod mounts;
 mod options;
+pub mod overlay;
 mod paths;
 mod pivot;
 mod resolve;
@@ -40,8 +41,19 @@ pub fn validate(spec: &Spec) -> Result<()> {
 /// a mount point, mount every `mounts` entry in order (bind sources relative to `bundle`;
 /// a cgroup mount is a cgroup2 instance when `cgroup_ns_new`, else a bind of the host's
 /// cgroup2 mount), populate /dev unless it is a bind mount, create process.cwd.
-pub fn prepare(spec: &Spec, bundle: &Path, rootfs: &Path, cgroup_ns_new: bool) -> Result<()> {
+/// With an `overlay`, the overlay is stacked on the rootfs mount point first and everything
+/// after happens in it ([`overlay`]).
+pub fn prepare(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    cgroup_ns_new: bool,
+    overlay: Option<&overlay::Plan>,
+) -> Result<()> {
     pivot::make_root_mount(rootfs, root_propagation(spec)?)?;
+    if let Some(plan) = overlay {
+        overlay::mount(plan, rootfs)?;
+    }
     let root =
         Root::open(rootfs).map_err(Error::sys(format!("open rootfs `{}`", rootfs.display())))?;
     mounts::mount_all(spec, &root, bundle, cgroup_ns_new)?;
