@@ -25,99 +25,139 @@ fn missing_config_json() {
 
 #[test]
 fn broken_json() {
-    bad_config(|b| b.write_raw_config(r#"{"ociVersion": "1.0.2", "process": {"#), &["config.json"]);
+    bad_config(
+        |b| b.write_raw_config(r#"{"ociVersion": "1.0.2", "process": {"#),
+        &["config.json"],
+    );
 }
 
 #[test]
 fn unknown_namespace_type() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.push("/linux/namespaces", json!({"type": "bogus"}));
-        }, &["linux.namespaces", "bogus"]);
+        },
+        &["linux.namespaces", "bogus"],
+    );
 }
 
 #[test]
-fn user_namespace_is_not_supported_yet() {
-    bad_config(|b| {
+fn user_namespace_without_id_mappings() {
+    bad_config(
+        |b| {
             b.namespace("user");
-        }, &["user", "not supported"]);
+        },
+        &["linux.uidMappings"],
+    );
 }
-
 #[test]
-fn time_namespace_is_not_supported_yet() {
-    bad_config(|b| {
-            b.namespace("time");
-        }, &["time", "not supported"]);
+fn time_offsets_without_a_time_namespace() {
+    bad_config(
+        |b| {
+            b.set("/linux/timeOffsets", json!({"boottime": {"secs": 100}}));
+        },
+        &["linux.timeOffsets"],
+    );
 }
-
 #[test]
 fn duplicate_namespace() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.push("/linux/namespaces", json!({"type": "pid"}));
-        }, &["linux.namespaces", "pid"]);
+        },
+        &["linux.namespaces", "pid"],
+    );
 }
 
 #[test]
 fn root_outside_the_bundle() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.set("/root/path", "../../..");
-        }, &["root.path"]);
+        },
+        &["root.path"],
+    );
 }
 
 #[test]
 fn nonexistent_root_path() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.set("/root/path", "no-such-rootfs");
-        }, &["root.path", "no-such-rootfs"]);
+        },
+        &["root.path", "no-such-rootfs"],
+    );
 }
 
 #[test]
 fn missing_args() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.remove("/process/args");
-        }, &["process.args"]);
+        },
+        &["process.args"],
+    );
 }
 
 #[test]
 fn empty_args() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.set("/process/args", json!([]));
-        }, &["process.args"]);
+        },
+        &["process.args"],
+    );
 }
 
 #[test]
 fn args0_not_found_in_the_container() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.args(&["no-such-binary", "x"]);
-        }, &["process.args", "no-such-binary"]);
+        },
+        &["process.args", "no-such-binary"],
+    );
 }
 
 #[test]
 fn absolute_args0_not_found_in_the_container() {
     // /usr/bin/env exists on the host, not in the busybox rootfs (which has /bin/env).
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.args(&["/usr/bin/env"]);
-        }, &["process.args", "/usr/bin/env"]);
+        },
+        &["process.args", "/usr/bin/env"],
+    );
 }
 
 #[test]
 fn relative_cwd() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.set("/process/cwd", "tmp");
-        }, &["process.cwd"]);
+        },
+        &["process.cwd"],
+    );
 }
 
 #[test]
 fn uid_of_the_wrong_type() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.set("/process/user/uid", "root");
-        }, &["process.user.uid"]);
+        },
+        &["process.user.uid"],
+    );
 }
 
 #[test]
 fn bad_rlimit_type() {
     bad_config(
         |b| {
-            b.set("/process/rlimits", json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]));
+            b.set(
+                "/process/rlimits",
+                json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
+            );
         },
         &["process.rlimits", "RLIMIT_BOGUS"],
     );
@@ -127,7 +167,10 @@ fn bad_rlimit_type() {
 fn rlimit_soft_above_hard() {
     bad_config(
         |b| {
-            b.set("/process/rlimits", json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]));
+            b.set(
+                "/process/rlimits",
+                json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]),
+            );
         },
         &["process.rlimits"],
     );
@@ -135,9 +178,12 @@ fn rlimit_soft_above_hard() {
 
 #[test]
 fn relative_mount_destination() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.mount("relative/dir", "tmpfs", "tmpfs", &[]);
-        }, &["mounts[7].destination"]);
+        },
+        &["mounts[7].destination"],
+    );
 }
 
 #[test]
@@ -152,9 +198,12 @@ fn bad_capability_name() {
 
 #[test]
 fn hostname_without_a_uts_namespace() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.without_namespace("uts");
-        }, &["hostname"]);
+        },
+        &["hostname"],
+    );
 }
 
 #[test]
@@ -169,23 +218,30 @@ fn nonexistent_namespace_path() {
 
 #[test]
 fn namespace_path_of_the_wrong_type() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.namespace_path("network", "/proc/self/ns/uts");
-        }, &["linux.namespaces", "/proc/self/ns/uts"]);
+        },
+        &["linux.namespaces", "/proc/self/ns/uts"],
+    );
 }
 
 #[test]
 fn sysctl_not_allowed() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.set("/linux/sysctl/vm.swappiness", "10");
-        }, &["vm.swappiness"]);
+        },
+        &["vm.swappiness"],
+    );
 }
 
 #[test]
 fn network_sysctl_without_a_network_namespace() {
     bad_config(
         |b| {
-            b.without_namespace("network").set("/linux/sysctl/net.ipv4.ip_forward", "1");
+            b.without_namespace("network")
+                .set("/linux/sysctl/net.ipv4.ip_forward", "1");
         },
         &["net.ipv4.ip_forward"],
     );
@@ -203,16 +259,22 @@ fn relative_hook_path() {
 
 #[test]
 fn failing_hook() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.hook("createRuntime", "/bin/false", &["false"]);
-        }, &["createRuntime", "/bin/false"]);
+        },
+        &["createRuntime", "/bin/false"],
+    );
 }
 
 #[test]
 fn bad_device_type() {
     bad_config(
         |b| {
-            b.set("/linux/devices", json!([{"path": "/dev/x", "type": "z", "major": 1, "minor": 3}]));
+            b.set(
+                "/linux/devices",
+                json!([{"path": "/dev/x", "type": "z", "major": 1, "minor": 3}]),
+            );
         },
         &["linux.devices"],
     );
@@ -220,9 +282,12 @@ fn bad_device_type() {
 
 #[test]
 fn oom_score_adj_out_of_range() {
-    bad_config(|b| {
+    bad_config(
+        |b| {
             b.set("/process/oomScoreAdj", 1001);
-        }, &["oomScoreAdj"]);
+        },
+        &["oomScoreAdj"],
+    );
 }
 
 #[test]
@@ -230,7 +295,11 @@ fn nonexistent_bundle_dir() {
     let h = harun!();
     let dir = h.path("no-such-bundle");
     let id = h.id("nobundle");
-    h.cmd(["create", "--bundle"]).arg(&dir).arg(&id).run().error(&["no-such-bundle"]);
+    h.cmd(["create", "--bundle"])
+        .arg(&dir)
+        .arg(&id)
+        .run()
+        .error(&["no-such-bundle"]);
     h.assert_clean();
 }
 
@@ -245,9 +314,16 @@ fn duplicate_id() {
     let mut other = h.bundle();
     other.args(&["true"]);
     h.create(&id, &other).error(&[&id, "already exists"]);
-    h.cmd(["run", "--bundle"]).arg(other.dir()).arg(&id).run().error(&[&id, "already exists"]);
+    h.cmd(["run", "--bundle"])
+        .arg(other.dir())
+        .arg(&id)
+        .run()
+        .error(&[&id, "already exists"]);
     let again = h.state_of(&id);
-    assert_eq!((again.status.as_str(), again.pid, &again.bundle), ("created", first.pid, &first.bundle));
+    assert_eq!(
+        (again.status.as_str(), again.pid, &again.bundle),
+        ("created", first.pid, &first.bundle)
+    );
     h.delete_force(&id).ok();
     h.assert_clean();
 }
@@ -275,8 +351,16 @@ fn bad_container_ids() {
     let mut b = h.bundle();
     b.args(&["true"]);
     for id in ["a/b", "..", "../escape", "."] {
-        h.cmd(["create", "--bundle"]).arg(b.dir()).arg(id).run().error(&[id]);
-        h.cmd(["run", "--bundle"]).arg(b.dir()).arg(id).run().error(&[id]);
+        h.cmd(["create", "--bundle"])
+            .arg(b.dir())
+            .arg(id)
+            .run()
+            .error(&[id]);
+        h.cmd(["run", "--bundle"])
+            .arg(b.dir())
+            .arg(id)
+            .run()
+            .error(&[id]);
         for cmd in ["state", "start", "delete"] {
             h.exec(&[cmd, id]).error(&[id]);
         }
@@ -304,7 +388,10 @@ fn bad_signal() {
 fn bad_log_format() {
     let h = harun!();
     let id = h.id("x");
-    h.cmd(["state", &id]).global(["--log-format", "xml"]).run().error(&["xml"]);
+    h.cmd(["state", &id])
+        .global(["--log-format", "xml"])
+        .run()
+        .error(&["xml"]);
     h.assert_clean();
 }
 
@@ -355,13 +442,27 @@ fn log_json_gets_a_runc_style_error_line() {
     assert_eq!(out.code, 1, "{out}");
     let text = fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.first(), Some(&earlier), "the log was not appended to:\n{text}");
+    assert_eq!(
+        lines.first(),
+        Some(&earlier),
+        "the log was not appended to:\n{text}"
+    );
     let last: serde_json::Value = serde_json::from_str(lines.last().unwrap())
         .unwrap_or_else(|e| panic!("last log line is not JSON ({e}):\n{text}"));
     assert_eq!(last["level"], "error", "{text}");
-    assert!(last["msg"].as_str().is_some_and(|m| m.contains("process.args")), "{text}");
-    let time = last["time"].as_str().unwrap_or_else(|| panic!("no time:\n{text}"));
-    assert!(time.len() >= 20 && time.as_bytes()[4] == b'-' && time.as_bytes()[10] == b'T', "time {time:?} is not RFC 3339");
+    assert!(
+        last["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("process.args")),
+        "{text}"
+    );
+    let time = last["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no time:\n{text}"));
+    assert!(
+        time.len() >= 20 && time.as_bytes()[4] == b'-' && time.as_bytes()[10] == b'T',
+        "time {time:?} is not RFC 3339"
+    );
     h.assert_clean();
 }
 
@@ -373,6 +474,9 @@ fn log_text_gets_the_error_too() {
     let out = h.cmd(["state", &id]).global(["--log"]).global([&log]).run();
     assert_eq!(out.code, 1, "{out}");
     let text = fs::read_to_string(&log).unwrap_or_default();
-    assert!(text.contains("error") && text.contains("does not exist"), "{text:?}");
+    assert!(
+        text.contains("error") && text.contains("does not exist"),
+        "{text:?}"
+    );
     h.assert_clean();
 }

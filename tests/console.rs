@@ -31,11 +31,17 @@ fn run_with_a_console_socket_drives_a_shell() {
         .arg(sock.path())
         .arg(&id)
         .spawn();
-    let master = sock.receive_master(T).unwrap_or_else(|e| panic!("{e}\n{}", run.wait()));
+    let master = match sock.receive_master(T) {
+        Ok(fd) => fd,
+        Err(e) => panic!("{e}\n{}", run.wait()),
+    };
     write_all(&master, "stty size; tty; echo hello-$((1+2)); exit 7\n").unwrap();
     let seen = read_until(&master, "hello-3", T).unwrap();
     assert!(seen.contains("30 100"), "consoleSize not applied: {seen:?}");
-    assert!(seen.contains("/dev/pts/0"), "stdin is not the pty: {seen:?}");
+    assert!(
+        seen.contains("/dev/pts/0"),
+        "stdin is not the pty: {seen:?}"
+    );
     let out = run.wait().exit(7);
     assert_eq!(out.stdout, "", "output went around the terminal");
     h.assert_clean();
@@ -55,7 +61,10 @@ fn create_and_start_with_a_console_socket() {
         .arg(sock.path())
         .arg(&id)
         .spawn();
-    let master = sock.receive_master(T).unwrap_or_else(|e| panic!("{e}\n{}", create.wait()));
+    let master = match sock.receive_master(T) {
+        Ok(fd) => fd,
+        Err(e) => panic!("{e}\n{}", create.wait()),
+    };
     create.wait().ok();
     assert_eq!(h.state_of(&id).status, "created");
     h.start(&id).ok();

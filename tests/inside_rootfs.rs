@@ -41,10 +41,16 @@ fn mount_problems(m: &MountEntry, typ: &str, options: &[&str]) -> Vec<String> {
                 "strictatime" => !m.has("relatime") && !m.has("noatime"),
                 _ => true,
             },
-            Some((key @ ("mode" | "ptmxmode"), v)) => m.super_options.iter().any(|s| {
-                s.split_once('=')
-                    .is_some_and(|(k, got)| k == key && octal(got) == octal(v))
-            }),
+            Some((key @ ("mode" | "ptmxmode"), v)) => {
+                let shown = m.super_options.iter().find_map(|s| {
+                    s.split_once('=')
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, got)| octal(got))
+                });
+                // tmpfs does not show its default mode (1777).
+                let default = (m.fstype == "tmpfs" && key == "mode").then_some(Some(0o1777));
+                shown.or(default) == Some(octal(v))
+            }
             Some(("gid" | "uid" | "size" | "nr_inodes", _)) => {
                 m.super_options.iter().any(|s| s == o)
             }
@@ -171,43 +177,48 @@ fn masked_paths_are_empty() {
         .write_file("/etc/visible", "visible\n");
     b.push("/linux/maskedPaths", "/etc/secret")
         .push("/linux/maskedPaths", "/secretdir");
-    // Each masked path: absent (skipped), or a file reading 0 bytes, or an empty dir.
-    let script = r#"
-for p in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /proc/acpi /proc/scsi /sys/firmware /etc/secret /secretdir; do
+    // Each masked path: absent, or a file reading 0 bytes, or an empty dir.
+    let defaults = [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/sys/firmware",
+        "/proc/scsi",
+    ];
+    let script = format!(
+        r#"for p in {} /etc/secret /secretdir; do
   if [ ! -e $p ]; then echo "$p=absent"
   elif [ -d $p ]; then echo "$p=$(ls -A $p | wc -l) entries"
   else echo "$p=$(cat $p 2>/dev/null | wc -c) bytes"; fi
 done
-echo /etc/visible=$(cat /etc/visible)
-"#;
-    b.sh(script);
+echo /etc/visible=$(cat /etc/visible)"#,
+        defaults.join(" ")
+    );
+    b.sh(&script);
     let out = h.run_ok(&b);
     let kv = parse_kv(&out);
-    for (p, want) in [
-        ("/proc/kcore", "0 bytes"),
-        ("/proc/timer_list", "0 bytes"),
-        ("/sys/firmware", "0 entries"),
-        ("/etc/secret", "0 bytes"),
-        ("/secretdir", "0 entries"),
-        ("/etc/visible", "visible"),
-    ] {
-        assert_eq!(kv.get(p).map(String::as_str), Some(want), "{p}:\n{out}");
+    let masked = |p: &str| matches!(kv.get(p).map(String::as_str), Some("0 bytes" | "0 entries"));
+    let mut checked = 0;
+    for p in defaults {
+        // Present on the host (this kernel may lack some): must be masked inside.
+        if std::path::Path::new(p).exists() {
+            assert!(masked(p), "{p} is not masked:\n{out}");
+            checked += 1;
+        }
     }
-    for p in [
-        "/proc/keys",
-        "/proc/sched_debug",
-        "/proc/acpi",
-        "/proc/scsi",
-    ] {
-        let v = &kv[p];
-        assert!(
-            v == "absent" || v == "0 bytes" || v == "0 entries",
-            "{p}={v}\n{out}"
-        );
-    }
+    assert!(
+        checked >= 2,
+        "too few default masked paths exist on this host to check:\n{out}"
+    );
+    assert!(masked("/etc/secret") && masked("/secretdir"), "{out}");
+    assert_eq!(kv["/etc/visible"], "visible", "{out}");
     h.assert_clean();
 }
-
 #[test]
 fn readonly_paths_are_read_only() {
     let h = harun!();
@@ -219,18 +230,27 @@ fn readonly_paths_are_read_only() {
     b.sh(
         "touch /rodir/new && echo rodir=writable || echo rodir=readonly; \
          touch /rwdir/new && echo rwdir=writable || echo rwdir=readonly; \
-         echo 1 > /proc/sys/kernel/domainname && echo procsys=writable || echo procsys=readonly; \
-         echo h > /proc/sysrq-trigger && echo sysrq=writable || echo sysrq=readonly; \
-         grep -E ' /(rodir|proc/sys|proc/bus|proc/fs|proc/irq|proc/sysrq-trigger) ' /proc/self/mountinfo",
+         echo x > /proc/sys/kernel/domainname && echo procsys=writable || echo procsys=readonly; \
+         cat /proc/self/mountinfo",
     );
     let out = h.run_ok(&b);
     let kv = parse_kv(&out);
     assert_eq!(kv["rodir"], "readonly", "{out}");
     assert_eq!(kv["rwdir"], "writable", "{out}");
     assert_eq!(kv["procsys"], "readonly", "{out}");
-    assert_eq!(kv["sysrq"], "readonly", "{out}");
     let mounts = mountinfo::parse(&out);
-    for p in ["/rodir", "/proc/sys", "/proc/sysrq-trigger"] {
+    let defaults = [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ];
+    // The defaults that exist on this kernel, and the configured one.
+    let present = defaults
+        .into_iter()
+        .filter(|p| std::path::Path::new(p).exists());
+    for p in present.chain(["/rodir"]) {
         let m = mountinfo::find(&mounts, p).unwrap_or_else(|| panic!("{p} not a mount:\n{out}"));
         assert!(m.is_ro(), "{p} not ro: {m:?}");
     }
@@ -238,7 +258,6 @@ fn readonly_paths_are_read_only() {
     assert!(!b.rootfs().join("rodir/new").exists());
     h.assert_clean();
 }
-
 #[test]
 fn read_only_root_and_writable_root() {
     let h = harun!();
@@ -308,7 +327,7 @@ fn linux_devices_are_created() {
     b.set(
         "/linux/devices",
         json!([
-            {"path": "/dev/harun-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 5},
+            {"path": "/dev/harun-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 0, "gid": 5},
             {"path": "/dev/sub/dir/harun-loop", "type": "b", "major": 7, "minor": 0, "fileMode": 0o600, "uid": 0, "gid": 0},
             {"path": "/dev/harun-fifo", "type": "p", "fileMode": 0o644},
             {"path": "/dev/harun-u", "type": "u", "major": 1, "minor": 5, "fileMode": 0o444},
@@ -321,7 +340,7 @@ fn linux_devices_are_created() {
     let out = h.run_ok(&b);
     let kv = parse_kv(&out);
     assert_eq!(
-        kv["harun-null"], "character special file 1:3 640 1000:5",
+        kv["harun-null"], "character special file 1:3 640 0:5",
         "{out}"
     );
     assert_eq!(
@@ -368,15 +387,38 @@ fn rootfs_propagation() {
     let h = harun!();
     let mut b = h.bundle();
     b.args(&["cat", "/proc/self/mountinfo"]);
-    let shared_host = ["unshare", "-m", "--propagation", "unchanged", "sh", "-c", r#"mount --make-rshared / && exec "$0" "$@""#];
-    for (prop, want) in [("private", "private"), ("rprivate", "private"), ("slave", "slave"), ("rslave", "slave")] {
+    let shared_host = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "unchanged",
+        "sh",
+        "-c",
+        r#"mount --make-rshared / && exec "$0" "$@""#,
+    ];
+    for (prop, want) in [
+        ("private", "private"),
+        ("rprivate", "private"),
+        ("slave", "slave"),
+        ("rslave", "slave"),
+    ] {
         b.set("/linux/rootfsPropagation", prop);
         let id = h.id(prop);
         h.remember_id(&id);
-        let out = h.cmd(["run", "--bundle"]).arg(b.dir()).arg(&id).wrap(shared_host).run().ok();
+        let out = h
+            .cmd(["run", "--bundle"])
+            .arg(b.dir())
+            .arg(&id)
+            .wrap(shared_host)
+            .run()
+            .ok();
         let mounts = mountinfo::parse(&out.stdout);
         let root = mountinfo::find(&mounts, "/").expect("root mount");
-        assert_eq!(root.propagation(), want, "rootfsPropagation {prop}: {root:?}");
+        assert_eq!(
+            root.propagation(),
+            want,
+            "rootfsPropagation {prop}: {root:?}\n{out}"
+        );
     }
     h.assert_clean();
 }

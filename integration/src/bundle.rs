@@ -163,7 +163,7 @@ impl Bundle {
     }
 
     /// Writes a file inside the rootfs (parents created).
-    pub fn write_file(&self, rel: &str, contents: &str) -> &Self {
+    pub fn write_file(&mut self, rel: &str, contents: &str) -> &mut Self {
         let path = self.rootfs().join(rel.trim_start_matches('/'));
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)

@@ -19,6 +19,7 @@
 
 pub mod caps;
 pub mod console;
+pub mod hostfs;
 pub mod mountinfo;
 pub mod netns;
 pub mod procs;
@@ -30,7 +31,7 @@ mod tempdir;
 
 pub use bundle::Bundle;
 pub use rootfs::{busybox_path, make_busybox_rootfs};
-pub use runner::{Harun, Out, Running, State};
+pub use runner::{Cmd, Harun, Out, Running, State};
 pub use tempdir::TempDir;
 
 /// The environment variable every test bundle's process carries (value: the test's tag),

@@ -48,6 +48,9 @@ impl Harun {
             fs::create_dir(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         }
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).expect("chmod root");
+        // Traversable by other users (a user namespace maps root to another uid, which must
+        // still reach the bundles); the state root stays private.
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
         Harun {
             bin: bin.into(),
             tmp,
@@ -159,18 +162,21 @@ impl Harun {
         State::parse(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{out}"))
     }
 
-    /// Polls `state` until the status is `status` (10 s at most).
+    /// Polls `state` until the status is `status` (10 s at most). A container that does
+    /// not exist yet (a foreground `run` still creating it) is waited for too.
     pub fn wait_status(&self, id: &str, status: &str) -> State {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let s = self.state_of(id);
-            if s.status == status {
-                return s;
+            let out = self.state(id);
+            let now = State::parse(&out.stdout).ok();
+            if let Some(s) = &now {
+                if s.status == status {
+                    return s.clone();
+                }
             }
             assert!(
                 Instant::now() < deadline,
-                "container {id} stays {:?}, want {status}",
-                s.status
+                "container {id} never became {status:?}; last answer:\n{out}"
             );
             sleep(Duration::from_millis(20));
         }
@@ -285,19 +291,24 @@ impl Harun {
                 .try_run();
         }
         let dir = self.dir().to_string_lossy().into_owned();
-        let pids = procs::scan(&format!("{TAG_ENV}={}", self.tag()), &dir);
         let seen = self.seen.lock().unwrap().clone();
-        for pid in pids
-            .iter()
-            .map(|p| p.0)
-            .chain(seen.iter().filter(|p| p.is_alive()).map(|p| p.pid))
-        {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        let mut doomed: Vec<ProcId> = procs::scan(&format!("{TAG_ENV}={}", self.tag()), &dir)
+            .into_iter()
+            .filter_map(|(pid, _)| ProcId::of(pid))
+            .collect();
+        doomed.extend(seen.iter().filter(|p| p.is_alive()));
+        for p in &doomed {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::SIGKILL,
+            );
         }
-        sleep(Duration::from_millis(50));
-        for p in &seen {
-            procs::reap(p.pid);
+        // Killed container processes are our children (subreaper): `is_alive` reaps their
+        // zombies (same pid and start time only, never another thread's Child), so none
+        // outlives the test process.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while doomed.iter().any(ProcId::is_alive) && Instant::now() < deadline {
+            sleep(Duration::from_millis(10));
         }
         for m in mountinfo::mounts_under(self.dir()) {
             if let Err(e) = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH) {
@@ -393,7 +404,14 @@ impl Cmd<'_> {
         let out_dir = self.h.dir().join("out");
         let stdout_path = out_dir.join(format!("{n}.stdout"));
         let stderr_path = out_dir.join(format!("{n}.stderr"));
-        let mut command = Command::new(&self.h.bin);
+        let mut command = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&self.h.bin);
+                c
+            }
+            None => Command::new(&self.h.bin),
+        };
         command
             .args(&self.global)
             .args(&self.args)
@@ -408,13 +426,13 @@ impl Cmd<'_> {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
-        let args: Vec<String> = std::iter::once(self.h.bin.to_string_lossy().into_owned())
-            .chain(
-                self.global
-                    .iter()
-                    .chain(&self.args)
-                    .map(|a| a.to_string_lossy().into_owned()),
-            )
+        let args: Vec<String> = self
+            .wrapper
+            .iter()
+            .chain(std::iter::once(&self.h.bin.clone().into_os_string()))
+            .chain(&self.global)
+            .chain(&self.args)
+            .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let child = command
             .spawn()

@@ -3,6 +3,7 @@
 //! Process model and layout: see DESIGN.md. The CLI (`src/`) is a thin layer over
 //! [`container`].
 
+pub mod cgroups;
 pub mod console;
 pub mod container;
 pub mod error;

@@ -65,6 +65,9 @@ pub struct State {
     pub created: String,
     /// The config the container was created from (hooks for delete, resources later).
     pub config: Spec,
+    /// The container's cgroup (absent in states written before harun managed cgroups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Record>,
 }
 
 impl State {
@@ -73,6 +76,8 @@ impl State {
     pub fn status(&self, dir: &Path) -> Status {
         if !procfs::is_alive(self.pid, self.init_start_time) {
             Status::Stopped
+        } else if self.cgroup.as_ref().is_some_and(|c| c.is_frozen()) {
+            Status::Paused
         } else if dir.join(EXEC_FIFO).exists() {
             Status::Created
         } else {
@@ -333,6 +338,7 @@ mod tests {
             rootfs: "/b/rootfs".into(),
             created: crate::time::now_rfc3339(),
             config: crate::spec::example().unwrap(),
+            cgroup: None,
         };
         d.write(&st).unwrap();
         let back = root.read("c2").unwrap();

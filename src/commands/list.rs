@@ -7,9 +7,13 @@ use harun_runtime::Result;
 use crate::cli::ListFormat;
 
 pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
-    let states = container::list(root)?;
+    let mut states = container::list(root)?;
+    // Supervised containers: a `restarts` count (and a row even between a failed re-create
+    // and the next attempt, when the container has no state dir).
+    harun_supervisor::control::annotate_list(root, &mut states);
     let field = |v: &serde_json::Value, k: &str| match &v[k] {
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_string(),
         other => other.to_string(),
     };
     if quiet {
@@ -19,19 +23,17 @@ pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
     } else if format == ListFormat::Json {
         println!("{}", serde_json::Value::Array(states));
     } else {
-        let rows: Vec<[String; 6]> = states
-            .iter()
-            .map(|s| ["id", "pid", "status", "bundle", "created", "owner"].map(|k| field(s, k)))
-            .collect();
+        let keys = ["id", "pid", "status", "bundle", "created", "owner", "restarts"];
+        let rows: Vec<[String; 7]> = states.iter().map(|s| keys.map(|k| field(s, k))).collect();
         print_table(
-            &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+            &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "RESTARTS"],
             &rows,
         );
     }
     Ok(0)
 }
 
-fn print_table(head: &[&str; 6], rows: &[[String; 6]]) {
+fn print_table(head: &[&str; 7], rows: &[[String; 7]]) {
     let mut width = head.map(str::len);
     for r in rows {
         for (w, c) in width.iter_mut().zip(r) {

@@ -1,12 +1,21 @@
 //! One module per command; each is a thin layer over harun_runtime.
 
 mod create;
+pub mod events;
 pub mod exec;
 mod features;
+mod inspect;
 mod list;
+pub mod logs;
+pub mod pause;
+pub mod ps;
+pub mod resume;
 mod run;
 mod simple;
 mod spec;
+pub mod stop;
+pub mod supervise;
+pub mod update;
 
 use harun_runtime::state::StateRoot;
 use harun_runtime::{Error, Result};
@@ -37,7 +46,15 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Run(args) => run::run(&root, args, log),
         Command::Exec(args) => exec::run(&root, args),
         Command::List { format, quiet } => list::run(&root, *format, *quiet),
+        Command::Stop(args) => stop::run(&root, args),
+        Command::Inspect { id } => inspect::run(&root, id),
+        Command::Logs(args) => logs::run(&root, args),
+        Command::Events(args) => events::run(&root, args),
         Command::Features => features::run(),
+        Command::Ps(args) => ps::run(&root, args),
+        Command::Pause(args) => pause::run(&root, args),
+        Command::Resume(args) => resume::run(&root, args),
+        Command::Update(args) => update::run(&root, args),
     }
 }
 

@@ -17,6 +17,9 @@ use crate::log::Logger;
 
 pub fn run(root: &StateRoot, args: &RunArgs, log: &Logger) -> Result<i32> {
     let (id, bundle) = resolve_target(args)?;
+    if let Some(settings) = super::supervise::plan(args, &bundle)? {
+        return super::supervise::run(root, args, &id, &bundle, settings);
+    }
     if args.detach {
         let opts = super::create::options(&args.create, &id, &bundle, false);
         container::create(root, &opts)?;

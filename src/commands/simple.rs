@@ -25,7 +25,8 @@ pub fn kill(root: &StateRoot, id: &str, sig: &str, all: bool) -> Result<i32> {
 }
 
 pub fn delete(root: &StateRoot, id: &str, force: bool, log: &Logger) -> Result<i32> {
-    let warnings = container::delete(root, id, force)?;
+    // Through the supervisor of a supervised container (stop it, remove its supervision).
+    let warnings = harun_supervisor::control::delete(root, id, force)?;
     super::warn_all(log, &warnings);
     Ok(0)
 }

@@ -1,18 +1,31 @@
-//! harun's supervisor: restart policies and (later) process watching.
+//! harun's supervisor: restart policies and process watching.
 //!
-//! This crate's core is pure: [`policy::Supervision::on_event`] takes the supervision state,
-//! an event and the current time, and returns what to do. No I/O, no clock reads; the
+//! The core is pure: [`policy::Supervision::on_event`] takes the supervision state, an
+//! event and the current time, and returns what to do. No I/O, no clock reads; the
 //! watching loop (pidfd + epoll) feeds it events and carries out its decisions.
 //!
 //! - [`duration`]: `100ms`, `10s`, `1m30s` in flags and annotations, parsed and formatted.
 //! - [`policy`]: restart policies, backoff, crash-loop limit, and the decision engine.
 //! - [`annotations`]: the `run.harun.restart*` bundle annotations, with CLI flags on top.
+//! - [`unit`]: one supervised container: start, watch, restart, stop ([`watch`]: the
+//!   epoll loop over signalfd, timerfd, pidfd; [`detach`]: the detached supervisor process).
+//! - [`persist`]: the supervision dir `ROOT/.supervise/ID` and its record; [`events`]: the
+//!   JSON-lines event log; [`logs`]: the rotating container log; [`follow`]: `-f` readers.
+//! - [`control`]: what `stop`, `delete`, `inspect`, `list`, `logs`, `events` do from outside.
 
 use std::fmt;
 
 pub mod annotations;
+pub mod control;
+pub mod detach;
 pub mod duration;
+pub mod events;
+pub mod follow;
+pub mod logs;
+pub mod persist;
 pub mod policy;
+pub mod unit;
+pub mod watch;
 
 pub use annotations::Overrides;
 pub use duration::{format_duration, parse_duration};
@@ -72,5 +85,12 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Bad supervisor input is invalid input for the runtime's error type (the CLI's).
+impl From<Error> for harun_runtime::Error {
+    fn from(e: Error) -> Self {
+        harun_runtime::Error::InvalidArgument(e.to_string())
+    }
+}
 
 pub type Result<T> = std::result::Result<T, Error>;

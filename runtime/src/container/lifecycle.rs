@@ -12,10 +12,21 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::hooks::{self, Stage};
 use crate::pidfd::PidFd;
 use crate::state::{LockedDir, State, StateRoot, Status, EXEC_FIFO};
-use crate::{Error, Result};
+use crate::{cgroups, Error, Result};
 
 /// How long `delete --force` / `kill`-then-delete waits for the init to die after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// A file `kill` and `delete --force` write into the state dir (the signal number, as
+/// text) before signalling. A supervisor watching the container reads it when the exit
+/// arrives and takes that exit for an intentional stop: no restart. It goes with the state
+/// dir; a restarted container starts without one.
+pub const STOP_MARKER: &str = "stop-signal";
+
+/// Best effort: a runtime that cannot leave the marker still delivers the signal.
+fn mark_stop(dir: &LockedDir, signal: i32) {
+    let _ = fs::write(dir.path().join(STOP_MARKER), signal.to_string());
+}
 
 /// What `start` did; poststart hook failures are warnings, not errors.
 #[derive(Debug)]
@@ -116,13 +127,15 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
     let st = dir.read()?;
     let pidfd = match PidFd::open_checked(st.pid, st.init_start_time)? {
         Some(p) => p,
-        None if all => return Ok(()),
+        // Processes the init left behind (no pid namespace of its own) still get it.
+        None if all => return st.cgroup.as_ref().map_or(Ok(()), |c| cgroups::signal(c, signal)),
         None => {
             return Err(Error::FailedPrecondition(format!(
                 "cannot kill container `{id}`: it is not running"
             )))
         }
     };
+    mark_stop(&dir, signal);
     if all {
         signal_all(&st, &pidfd, signal)
     } else {
@@ -134,6 +147,10 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
 /// every process in that namespace. (Containers sharing a pid namespace are tracked through
 /// their cgroup once harun manages cgroups.)
 fn signal_all(st: &State, init: &PidFd, signal: i32) -> Result<()> {
+    if let Some(c) = &st.cgroup {
+        // Every process of the container, escaped double forks included.
+        return cgroups::signal(c, signal);
+    }
     let own_pidns = st
         .config
         .linux()
@@ -180,8 +197,11 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
     };
     let st = match dir.read() {
         // A dir without state: left by a create that crashed (we hold the lock, so no
-        // create is running). Nothing else of it can be found.
+        // create is running). Its cgroup, if it got one, is named in cgroup.json.
         Err(Error::NotFound(_)) if force => {
+            if let Some(c) = cgroups::Record::load(dir.path()) {
+                c.destroy(cgroups::REMOVE_TIMEOUT)?;
+            }
             dir.remove()?;
             return Ok(Vec::new());
         }
@@ -197,6 +217,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
         }
         _ => {
             if let Some(pidfd) = PidFd::open_checked(st.pid, st.init_start_time)? {
+                mark_stop(&dir, libc::SIGKILL);
                 signal_all(&st, &pidfd, libc::SIGKILL)?;
                 if !pidfd.wait_exit(KILL_WAIT)? {
                     return Err(Error::FailedPrecondition(format!(
@@ -207,6 +228,10 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
                 }
             }
         }
+    }
+    if let Some(c) = &st.cgroup {
+        // Kills what is left in it (a stopped init's orphans) and waits for them.
+        c.destroy(cgroups::REMOVE_TIMEOUT)?;
     }
     let stopped = st.to_oci(Status::Stopped).to_string();
     let mut warnings = Vec::new();

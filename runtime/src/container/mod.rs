@@ -8,5 +8,5 @@ mod wait;
 
 pub use create::{create, Console, CreateOptions, Created};
 pub use exec::{exec, process_from_file, process_from_flags, ExecOptions, Execed, ProcessFlags};
-pub use lifecycle::{delete, kill, list, start, state, Started};
+pub use lifecycle::{delete, kill, list, start, state, Started, STOP_MARKER};
 pub use wait::{wait_foreground, ExitCode, Forwarder};

@@ -1,6 +1,12 @@
 //! The end of every container process's setup, shared by the init and by `exec`:
 //! credentials (rlimits, bounding set, user, cwd, no_new_privs, capabilities) and the final
-//! exec (signals reset, host fds closed, PATH lookup inside the container).
+//! exec (signals reset, host fds closed, seccomp, PATH lookup inside the container).
+//!
+//! The seccomp filter goes in as late as possible: right before execve when no_new_privs is
+//! set, so nothing of harun's runs under the container's filter. Without no_new_privs the
+//! kernel requires CAP_SYS_ADMIN to install it, so it goes in after the bounding set is
+//! dropped and before the user and capabilities change (runc's order); the rest of the setup
+//! then runs under it.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -12,16 +18,20 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::unistd::{chdir, execve};
 use oci_spec::runtime::Process;
 
+use crate::security::seccomp::Filter;
 use crate::security::{capabilities, rlimits, user};
 use crate::{Error, Result};
 
-/// rlimits, bounding set, user, cwd, no_new_privs, capabilities — in this order (raising
-/// limits and dropping the bounding set need the privileges the user switch gives up; the cwd
-/// is entered as the user; capabilities last).
-pub fn apply_credentials(process: &Process) -> Result<()> {
+/// rlimits, bounding set, (seccomp without no_new_privs), user, cwd, no_new_privs,
+/// capabilities — in this order (raising limits and dropping the bounding set need the
+/// privileges the user switch gives up; the cwd is entered as the user; capabilities last).
+pub fn apply_credentials(process: &Process, seccomp: Option<&Filter>) -> Result<()> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     // Capabilities the running kernel does not know are skipped, as runc does.
     let _unknown = capabilities::drop_bounding(process.capabilities().as_ref())?;
+    if let Some(filter) = seccomp.filter(|_| !no_new_privs(process)) {
+        filter.install()?;
+    }
     user::apply(process.user())?;
     chdir(process.cwd().as_path()).map_err(|e| {
         Error::sys(format!(
@@ -29,11 +39,15 @@ pub fn apply_credentials(process: &Process) -> Result<()> {
             process.cwd().display()
         ))(e)
     })?;
-    if process.no_new_privileges() == Some(true) {
+    if no_new_privs(process) {
         user::set_no_new_privileges()?;
     }
     let _unknown = capabilities::apply(process.capabilities().as_ref())?;
     Ok(())
+}
+
+fn no_new_privs(process: &Process) -> bool {
+    process.no_new_privileges() == Some(true)
 }
 
 /// The resolved program, argv and envp, prepared early so a missing binary fails the command
@@ -42,6 +56,8 @@ pub struct Exec {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The seccomp filter goes in right before execve (else `apply_credentials` did it).
+    seccomp_last: bool,
 }
 
 impl Exec {
@@ -63,13 +79,19 @@ impl Exec {
                 .iter()
                 .map(|s| cstr(s.as_bytes()))
                 .collect::<Result<_>>()?,
+            seccomp_last: no_new_privs(p),
         })
     }
 
-    /// Reset signals, mark every fd from 3 + `preserve_fds` close-on-exec, execve.
-    pub fn run(self, preserve_fds: u32) -> Result<Infallible> {
+    /// Reset signals, mark every fd from 3 + `preserve_fds` close-on-exec, install the
+    /// seccomp filter (with no_new_privs; pass the same one as to `apply_credentials`),
+    /// execve.
+    pub fn run(self, preserve_fds: u32, seccomp: Option<&Filter>) -> Result<Infallible> {
         reset_signals()?;
         close_other_fds(3 + preserve_fds)?;
+        if let Some(filter) = seccomp.filter(|_| self.seccomp_last) {
+            filter.install()?;
+        }
         let e = execve(&self.path, &self.argv, &self.envp).unwrap_err();
         Err(Error::sys(format!(
             "exec `{}`",

@@ -86,10 +86,10 @@ fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
             .ok_or_else(|| Error::InvalidArgument("a terminal needs a console socket".into()))?;
         console::setup_in_init(sock, p.console_size(), p.user().uid())?;
     }
-    finish::apply_credentials(p)?;
+    finish::apply_credentials(p, None)?;
     let exec = Exec::prepare(p)?;
     // Harun may return (exec --detach) as soon as we exec: do not die with it.
     // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears a flag of this process only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    exec.run(a.preserve_fds)
+    exec.run(a.preserve_fds, None)
 }

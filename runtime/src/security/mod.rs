@@ -8,6 +8,7 @@
 
 pub mod capabilities;
 pub mod rlimits;
+pub mod seccomp;
 pub mod sysctl;
 pub mod user;
 

@@ -28,7 +28,11 @@ pub fn validate(spec: &Spec, bundle_dir: &Path) -> Result<(PathBuf, namespaces::
         security::sysctl::validate(sysctl, &owned)?;
     }
     rootfs::validate(spec)?;
+    crate::cgroups::validate(spec)?;
     security::validate(spec)?;
+    if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        security::seccomp::validate(seccomp)?;
+    }
     hooks::validate(spec)?;
     annotations(spec)?;
     Ok((rootfs, plan))
@@ -185,9 +189,6 @@ fn unsupported(spec: &Spec) -> Result<()> {
         }
     }
     if let Some(l) = spec.linux() {
-        if l.seccomp().is_some() {
-            found.push("linux.seccomp");
-        }
         if l.intel_rdt().is_some() {
             found.push("linux.intelRdt");
         }
@@ -196,25 +197,6 @@ fn unsupported(spec: &Spec) -> Result<()> {
         }
         if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
             found.push("linux.mountLabel");
-        }
-        if let Some(r) = l.resources() {
-            let set = [
-                (r.memory().is_some(), "linux.resources.memory"),
-                (r.cpu().is_some(), "linux.resources.cpu"),
-                (r.pids().is_some(), "linux.resources.pids"),
-                (r.block_io().is_some(), "linux.resources.blockIO"),
-                (
-                    r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
-                    "linux.resources.hugepageLimits",
-                ),
-                (r.network().is_some(), "linux.resources.network"),
-                (r.rdma().is_some(), "linux.resources.rdma"),
-                (
-                    r.unified().as_ref().is_some_and(|u| !u.is_empty()),
-                    "linux.resources.unified",
-                ),
-            ];
-            found.extend(set.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
         }
     }
     match found.first() {

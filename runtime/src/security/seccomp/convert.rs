@@ -1,0 +1,529 @@
+//! `linux.seccomp` -> per-syscall rule chains for one architecture. Pure: no system calls.
+//!
+//! Semantics, following runc (libcontainer/seccomp) where the spec is silent:
+//! - each `syscalls[i]` entry gives its action to every name in `names`; a name the target
+//!   architecture does not know is skipped with a note (runc logs it at debug level);
+//! - the `args` of one entry are ANDed, except when two of them test the same argument: then
+//!   each becomes a rule of its own and they are ORed (runc's "old behaviour" for that case);
+//! - for one syscall, the rules with conditions are tried in profile order and the first that
+//!   holds decides; then the entry without conditions, if there is one; then `defaultAction`;
+//! - two condition-less entries giving one syscall different actions are an error (libseccomp
+//!   refuses the second rule too);
+//! - argument values compare as 64 bits (libseccomp on 64-bit architectures);
+//!   `SCMP_CMP_MASKED_EQ` is `(arg & value) == valueTwo`; `valueTwo` is ignored by the others.
+
+use std::collections::BTreeMap;
+
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
+
+use super::Target;
+use crate::error::{Error, Result};
+
+/// The kernel clamps a SECCOMP_RET_ERRNO value to this (include/linux/err.h).
+pub const MAX_ERRNO: u32 = 4095;
+/// Syscall arguments are numbered 0..=5 (struct seccomp_data).
+const ARGS: usize = 6;
+
+/// What the filter does, per syscall number, for one architecture.
+#[derive(Debug, PartialEq)]
+pub struct Plan {
+    pub default: SeccompAction,
+    /// SECCOMP_FILTER_FLAG_* bits for seccomp(2).
+    pub flags: libc::c_ulong,
+    pub chains: BTreeMap<i64, Chain>,
+    /// Debug notes: names skipped because the architecture does not know them.
+    pub notes: Vec<String>,
+}
+
+/// The rules of one syscall.
+#[derive(Debug, Default, PartialEq)]
+pub struct Chain {
+    /// Rules with conditions, in profile order: the first that holds decides.
+    pub rules: Vec<(SeccompRule, SeccompAction)>,
+    /// The action of the condition-less entry, and that entry's index.
+    pub fallback: Option<(SeccompAction, usize)>,
+}
+
+/// Check `seccomp` whole and turn it into a [`Plan`] for `target`.
+pub fn plan(seccomp: &LinuxSeccomp, target: Target) -> Result<Plan> {
+    listener(seccomp)?;
+    let flags = flags(seccomp.flags().as_deref().unwrap_or_default())?;
+    let default = action(
+        seccomp.default_action(),
+        seccomp.default_errno_ret(),
+        "linux.seccomp.defaultAction",
+        "linux.seccomp.defaultErrnoRet",
+    )?;
+    let mut plan = Plan {
+        default,
+        flags,
+        chains: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    let arches = seccomp.architectures().as_deref().unwrap_or_default();
+    if !arches.is_empty() && !arches.iter().any(|a| target.is(*a)) {
+        plan.notes.push(format!(
+            "linux.seccomp.architectures does not name {}; the filter is built for it anyway, \
+             as runc does",
+            target.name()
+        ));
+    }
+    for (i, entry) in seccomp.syscalls().iter().flatten().enumerate() {
+        add_entry(&mut plan, i, entry, target)?;
+    }
+    Ok(plan)
+}
+
+fn add_entry(plan: &mut Plan, i: usize, entry: &LinuxSyscall, target: Target) -> Result<()> {
+    let field = format!("linux.seccomp.syscalls[{i}]");
+    let act = action(
+        entry.action(),
+        entry.errno_ret(),
+        &format!("{field}.action"),
+        &format!("{field}.errnoRet"),
+    )?;
+    let rules = rules(entry.args().as_deref().unwrap_or_default(), &field)?;
+    if entry.names().is_empty() {
+        return Err(Error::spec(
+            format!("{field}.names"),
+            "must name at least one syscall",
+        ));
+    }
+    for (j, name) in entry.names().iter().enumerate() {
+        if name.is_empty() {
+            return Err(Error::spec(
+                format!("{field}.names[{j}]"),
+                "must not be empty",
+            ));
+        }
+        let Some(nr) = target.syscall(name) else {
+            plan.notes.push(format!(
+                "{field}.names[{j}]: `{name}` is not a syscall on {}, skipped",
+                target.name()
+            ));
+            continue;
+        };
+        let chain = plan.chains.entry(nr).or_default();
+        if rules.is_empty() {
+            match &chain.fallback {
+                Some((prev, k)) if *prev != act => {
+                    return Err(Error::spec(
+                        format!("{field}.names[{j}]"),
+                        format!(
+                            "`{name}` already has another action without conditions in \
+                             linux.seccomp.syscalls[{k}]"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => chain.fallback = Some((act.clone(), i)),
+            }
+        } else {
+            chain
+                .rules
+                .extend(rules.iter().map(|r| (r.clone(), act.clone())));
+        }
+    }
+    Ok(())
+}
+
+/// OCI action (+ errnoRet) -> seccompiler action. ERRNO and TRACE default to EPERM, as in
+/// runc; SCMP_ACT_KILL is SECCOMP_RET_KILL_THREAD, as in libseccomp.
+pub fn action(
+    act: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    field: &str,
+    errno_field: &str,
+) -> Result<SeccompAction> {
+    use LinuxSeccompAction as A;
+    let data = |max: u32| {
+        let v = errno_ret.unwrap_or(libc::EPERM as u32);
+        if v > max {
+            Err(Error::spec(errno_field, format!("{v} is above {max}")))
+        } else {
+            Ok(v)
+        }
+    };
+    let converted = match act {
+        A::ScmpActKill | A::ScmpActKillThread => SeccompAction::KillThread,
+        A::ScmpActKillProcess => SeccompAction::KillProcess,
+        A::ScmpActTrap => SeccompAction::Trap,
+        A::ScmpActErrno => SeccompAction::Errno(data(MAX_ERRNO)?),
+        A::ScmpActTrace => SeccompAction::Trace(data(u32::from(u16::MAX))?),
+        A::ScmpActLog => SeccompAction::Log,
+        A::ScmpActAllow => SeccompAction::Allow,
+        A::ScmpActNotify => {
+            return Err(Error::Unsupported(format!(
+                "{field}: SCMP_ACT_NOTIFY (seccomp user notification)"
+            )))
+        }
+    };
+    if errno_ret.is_some() && !matches!(act, A::ScmpActErrno | A::ScmpActTrace) {
+        return Err(Error::spec(
+            errno_field,
+            format!("only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one, not {act}"),
+        ));
+    }
+    Ok(converted)
+}
+
+/// One entry's `args` -> the rules it stands for (none: no conditions).
+fn rules(args: &[LinuxSeccompArg], field: &str) -> Result<Vec<SeccompRule>> {
+    let conds = args
+        .iter()
+        .enumerate()
+        .map(|(k, a)| condition(a, &format!("{field}.args[{k}]")))
+        .collect::<Result<Vec<_>>>()?;
+    if conds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = [false; ARGS];
+    let repeated = args.iter().any(|a| std::mem::replace(&mut seen[a.index()], true));
+    let groups: Vec<Vec<SeccompCondition>> = if repeated {
+        conds.into_iter().map(|c| vec![c]).collect()
+    } else {
+        vec![conds]
+    };
+    groups
+        .into_iter()
+        .map(|g| SeccompRule::new(g).map_err(|e| Error::spec(format!("{field}.args"), e.to_string())))
+        .collect()
+}
+
+/// One argument comparison. Pure.
+pub fn condition(arg: &LinuxSeccompArg, field: &str) -> Result<SeccompCondition> {
+    use LinuxSeccompOperator as O;
+    let index = u8::try_from(arg.index())
+        .ok()
+        .filter(|&i| usize::from(i) < ARGS)
+        .ok_or_else(|| {
+            Error::spec(
+                format!("{field}.index"),
+                format!("{} is not a syscall argument (0 to 5)", arg.index()),
+            )
+        })?;
+    let (op, value) = match arg.op() {
+        O::ScmpCmpNe => (SeccompCmpOp::Ne, arg.value()),
+        O::ScmpCmpLt => (SeccompCmpOp::Lt, arg.value()),
+        O::ScmpCmpLe => (SeccompCmpOp::Le, arg.value()),
+        O::ScmpCmpEq => (SeccompCmpOp::Eq, arg.value()),
+        O::ScmpCmpGe => (SeccompCmpOp::Ge, arg.value()),
+        O::ScmpCmpGt => (SeccompCmpOp::Gt, arg.value()),
+        O::ScmpCmpMaskedEq => (
+            SeccompCmpOp::MaskedEq(arg.value()),
+            arg.value_two().unwrap_or(0),
+        ),
+    };
+    SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value)
+        .map_err(|e| Error::spec(field, e.to_string()))
+}
+
+fn flags(flags: &[LinuxSeccompFilterFlag]) -> Result<libc::c_ulong> {
+    use LinuxSeccompFilterFlag as F;
+    let mut bits = 0;
+    for (i, f) in flags.iter().enumerate() {
+        bits |= match f {
+            F::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            F::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            F::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            F::SeccompFilterFlagWaitKillableRecv => {
+                return Err(Error::Unsupported(format!(
+                    "linux.seccomp.flags[{i}]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV \
+                     (seccomp user notification)"
+                )))
+            }
+        };
+    }
+    Ok(bits)
+}
+
+fn listener(seccomp: &LinuxSeccomp) -> Result<()> {
+    let path = seccomp
+        .listener_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
+    let meta = seccomp
+        .listener_metadata()
+        .as_ref()
+        .is_some_and(|m| !m.is_empty());
+    let field = match (path, meta) {
+        (true, _) => "linux.seccomp.listenerPath",
+        (false, true) => "linux.seccomp.listenerMetadata",
+        (false, false) => return Ok(()),
+    };
+    Err(Error::Unsupported(format!(
+        "{field} (seccomp user notification)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn seccomp(v: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(v).expect("test profile parses")
+    }
+
+    fn plan_x86(v: serde_json::Value) -> std::result::Result<Plan, String> {
+        plan(&seccomp(v), Target::X86_64).map_err(|e| e.to_string())
+    }
+
+    fn nr(name: &str) -> i64 {
+        Target::X86_64.syscall(name).expect("known syscall")
+    }
+
+    fn cond(index: u8, op: SeccompCmpOp, value: u64) -> SeccompCondition {
+        SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value).unwrap()
+    }
+
+    #[test]
+    fn actions_map_to_kernel_actions() {
+        use LinuxSeccompAction as A;
+        let table = [
+            (A::ScmpActKill, None, SeccompAction::KillThread),
+            (A::ScmpActKillThread, None, SeccompAction::KillThread),
+            (A::ScmpActKillProcess, None, SeccompAction::KillProcess),
+            (A::ScmpActTrap, None, SeccompAction::Trap),
+            (A::ScmpActErrno, None, SeccompAction::Errno(1)),
+            (A::ScmpActErrno, Some(38), SeccompAction::Errno(38)),
+            (A::ScmpActErrno, Some(4095), SeccompAction::Errno(4095)),
+            (A::ScmpActTrace, None, SeccompAction::Trace(1)),
+            (A::ScmpActTrace, Some(65535), SeccompAction::Trace(65535)),
+            (A::ScmpActLog, None, SeccompAction::Log),
+            (A::ScmpActAllow, None, SeccompAction::Allow),
+        ];
+        for (act, ret, want) in table {
+            assert_eq!(action(act, ret, "f", "r").unwrap(), want, "{act} {ret:?}");
+        }
+        // The kernel values, as libseccomp defines them.
+        assert_eq!(u32::from(SeccompAction::Errno(38)), 0x0005_0026);
+        assert_eq!(u32::from(SeccompAction::KillProcess), 0x8000_0000);
+        assert_eq!(u32::from(SeccompAction::Allow), 0x7fff_0000);
+    }
+
+    #[test]
+    fn bad_actions_name_the_field() {
+        use LinuxSeccompAction as A;
+        let table = [
+            (A::ScmpActNotify, None, "f: SCMP_ACT_NOTIFY (seccomp user notification): not supported"),
+            (A::ScmpActErrno, Some(4096), "r: 4096 is above 4095"),
+            (A::ScmpActTrace, Some(65536), "r: 65536 is above 65535"),
+            (A::ScmpActAllow, Some(1), "r: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one, not SCMP_ACT_ALLOW"),
+        ];
+        for (act, ret, want) in table {
+            let err = action(act, ret, "f", "r").unwrap_err().to_string();
+            assert!(err.starts_with(want), "{act}: got {err}");
+        }
+    }
+
+    #[test]
+    fn operators_map_to_comparisons() {
+        use LinuxSeccompOperator as O;
+        let table = [
+            (O::ScmpCmpNe, 5, None, SeccompCmpOp::Ne, 5),
+            (O::ScmpCmpLt, 5, None, SeccompCmpOp::Lt, 5),
+            (O::ScmpCmpLe, 5, None, SeccompCmpOp::Le, 5),
+            (O::ScmpCmpEq, 5, Some(9), SeccompCmpOp::Eq, 5),
+            (O::ScmpCmpGe, 5, None, SeccompCmpOp::Ge, 5),
+            (O::ScmpCmpGt, u64::MAX, None, SeccompCmpOp::Gt, u64::MAX),
+            (O::ScmpCmpMaskedEq, 0x7e02_0000, Some(0), SeccompCmpOp::MaskedEq(0x7e02_0000), 0),
+            (O::ScmpCmpMaskedEq, 0xf0, None, SeccompCmpOp::MaskedEq(0xf0), 0),
+        ];
+        for (op, value, two, want_op, want_value) in table {
+            let arg: LinuxSeccompArg = serde_json::from_value(
+                json!({"index": 2, "value": value, "valueTwo": two, "op": op.to_string()}),
+            )
+            .unwrap();
+            assert_eq!(
+                condition(&arg, "a").unwrap(),
+                cond(2, want_op, want_value),
+                "{op}"
+            );
+        }
+        let arg: LinuxSeccompArg =
+            serde_json::from_value(json!({"index": 6, "value": 0, "op": "SCMP_CMP_EQ"})).unwrap();
+        assert_eq!(
+            condition(&arg, "x.args[0]").unwrap_err().to_string(),
+            "x.args[0].index: 6 is not a syscall argument (0 to 5)"
+        );
+    }
+
+    #[test]
+    fn args_on_distinct_indexes_are_anded_repeated_ones_ored() {
+        let p = plan_x86(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [
+                    {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": 3, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [
+                    {"index": 1, "value": 9, "op": "SCMP_CMP_EQ"},
+                    {"index": 1, "value": 15, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }))
+        .unwrap();
+        let eq = |i, v| cond(i, SeccompCmpOp::Eq, v);
+        let socket = &p.chains[&nr("socket")];
+        assert_eq!(
+            socket.rules,
+            vec![(
+                SeccompRule::new(vec![eq(0, 2), eq(1, 3)]).unwrap(),
+                SeccompAction::Errno(1)
+            )]
+        );
+        let kill = &p.chains[&nr("kill")];
+        assert_eq!(
+            kill.rules,
+            vec![
+                (SeccompRule::new(vec![eq(1, 9)]).unwrap(), SeccompAction::Errno(1)),
+                (SeccompRule::new(vec![eq(1, 15)]).unwrap(), SeccompAction::Errno(1)),
+            ]
+        );
+        assert_eq!(kill.fallback, None);
+    }
+
+    #[test]
+    fn plan_collects_chains_fallbacks_flags_and_notes() {
+        let p = plan_x86(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 38,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                      "SECCOMP_FILTER_FLAG_TSYNC"],
+            "syscalls": [
+                {"names": ["read", "write", "chown32", "read"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["personality"], "action": "SCMP_ACT_LOG"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(p.default, SeccompAction::Errno(38));
+        assert_eq!(
+            p.flags,
+            libc::SECCOMP_FILTER_FLAG_LOG
+                | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                | libc::SECCOMP_FILTER_FLAG_TSYNC
+        );
+        assert_eq!(p.chains.len(), 3);
+        assert_eq!(p.chains[&nr("read")].fallback, Some((SeccompAction::Allow, 0)));
+        let pers = &p.chains[&nr("personality")];
+        assert_eq!(pers.fallback, Some((SeccompAction::Log, 2)));
+        assert_eq!(pers.rules.len(), 1);
+        assert_eq!(
+            p.notes,
+            ["linux.seccomp.syscalls[0].names[2]: `chown32` is not a syscall on x86_64, skipped"]
+        );
+    }
+
+    #[test]
+    fn names_resolve_per_architecture() {
+        // mkdir exists on x86_64 only; mkdirat on both, with different numbers.
+        let v = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_AARCH64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]});
+        let x86 = plan(&seccomp(v.clone()), Target::X86_64).unwrap();
+        let arm = plan(&seccomp(v), Target::Aarch64).unwrap();
+        assert_eq!(
+            x86.chains.keys().copied().collect::<Vec<_>>(),
+            [i64::from(libc_nr_x86("mkdir")), i64::from(libc_nr_x86("mkdirat"))]
+        );
+        assert_eq!(x86.notes.len(), 1, "{:?}", x86.notes);
+        assert!(x86.notes[0].contains("does not name x86_64"));
+        assert_eq!(arm.chains.keys().copied().collect::<Vec<_>>(), [34]);
+        assert_eq!(
+            arm.notes,
+            ["linux.seccomp.syscalls[0].names[0]: `mkdir` is not a syscall on aarch64, skipped"]
+        );
+    }
+
+    /// Numbers from the libc crate for the host (x86_64 CI): a second source for the table.
+    fn libc_nr_x86(name: &str) -> i32 {
+        match name {
+            #[cfg(target_arch = "x86_64")]
+            "mkdir" => libc::SYS_mkdir as i32,
+            #[cfg(target_arch = "x86_64")]
+            "mkdirat" => libc::SYS_mkdirat as i32,
+            #[cfg(not(target_arch = "x86_64"))]
+            "mkdir" => 83,
+            #[cfg(not(target_arch = "x86_64"))]
+            "mkdirat" => 258,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn bad_profiles_name_the_field() {
+        let table = [
+            (
+                json!({"defaultAction": "SCMP_ACT_NOTIFY"}),
+                "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY (seccomp user notification): \
+                 not supported by harun",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
+                    {"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}),
+                "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}),
+                "linux.seccomp.defaultErrnoRet: 70000 is above 4095",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_KILL", "defaultErrnoRet": 1}),
+                "linux.seccomp.defaultErrnoRet: only SCMP_ACT_ERRNO",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": [], "action": "SCMP_ACT_ERRNO"}]}),
+                "linux.seccomp.syscalls[0].names: must name at least one syscall",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": ["read", ""], "action": "SCMP_ACT_ERRNO"}]}),
+                "linux.seccomp.syscalls[0].names[1]: must not be empty",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [
+                        {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                        {"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+                "linux.seccomp.syscalls[0].args[1].index: 7 is not a syscall argument",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                    {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
+                    {"names": ["write", "read"], "action": "SCMP_ACT_KILL"}]}),
+                "linux.seccomp.syscalls[1].names[1]: `read` already has another action \
+                 without conditions in linux.seccomp.syscalls[0]",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW",
+                       "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
+                "linux.seccomp.flags[1]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}),
+                "linux.seccomp.listenerPath (seccomp user notification): not supported",
+            ),
+        ];
+        for (v, want) in table {
+            let err = plan_x86(v.clone()).unwrap_err();
+            assert!(err.starts_with(want), "{v}:\n got  {err}\n want {want}");
+        }
+    }
+
+    #[test]
+    fn same_action_twice_without_conditions_is_fine() {
+        let p = plan_x86(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["bpf"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["bpf"], "action": "SCMP_ACT_ALLOW"}]}))
+        .unwrap();
+        assert_eq!(p.chains[&nr("bpf")].fallback, Some((SeccompAction::Allow, 0)));
+    }
+}

@@ -1,0 +1,241 @@
+//! `linux.seccomp`: the syscall filter of the container process.
+//!
+//! [`Filter::compile`] checks the profile and builds one BPF program for the running
+//! architecture ([`convert`] turns the profile into per-syscall rules, [`program`] assembles
+//! them with seccompiler's rule compiler); [`Filter::install`] loads it with seccomp(2).
+//! seccompiler's own `apply_filter` is not used: it always sets no_new_privs, and the spec
+//! lets a container run without it.
+//!
+//! Where the init installs it (see `process::init`):
+//! - `noNewPrivileges: true`: as late as possible, right before execve, so that nothing of
+//!   the runtime's own runs under the container's filter;
+//! - `noNewPrivileges: false`: the kernel then requires CAP_SYS_ADMIN, so the filter goes in
+//!   before the user and capabilities change, and the remaining steps of the init run under
+//!   it (as in runc: a profile must allow what the init does after that point).
+//!
+//! Architectures: the filter is built for the running one (x86_64 or aarch64); other entries
+//! of `architectures` are accepted and ignored, and a process of another ABI (32-bit x86 or
+//! ARM, x32) is killed rather than let through unfiltered. Unknown syscall names are skipped
+//! and reported in [`Filter::notes`]. SCMP_ACT_NOTIFY (user notification) is not supported.
+
+mod convert;
+mod program;
+
+use std::fmt;
+use std::str::FromStr;
+
+use nix::errno::Errno;
+use oci_spec::runtime::{Arch, LinuxSeccomp, Spec};
+
+use crate::error::{Error, Result};
+
+pub use convert::MAX_ERRNO;
+pub use program::MAX_INSTRUCTIONS;
+
+/// An architecture harun builds filters for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    X86_64,
+    Aarch64,
+}
+
+impl Target {
+    /// The architecture harun runs on, if it builds filters for it.
+    pub fn native() -> Option<Target> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Target::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Target::Aarch64)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64",
+            Target::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The libseccomp name of this architecture.
+    pub fn arch(self) -> Arch {
+        match self {
+            Target::X86_64 => Arch::ScmpArchX86_64,
+            Target::Aarch64 => Arch::ScmpArchAarch64,
+        }
+    }
+
+    /// Whether a spec's `architectures` entry means this architecture.
+    pub fn is(self, arch: Arch) -> bool {
+        arch == self.arch() || (arch == Arch::ScmpArchNative && Target::native() == Some(self))
+    }
+
+    /// AUDIT_ARCH_* of this architecture (struct seccomp_data.arch). For these two,
+    /// libseccomp's SCMP_ARCH_* values are the audit values.
+    fn audit_arch(self) -> u32 {
+        self.arch() as u32
+    }
+
+    /// The number of the syscall `name`, if this architecture has it.
+    pub fn syscall(self, name: &str) -> Option<i64> {
+        let id = match self {
+            Target::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok()?.id(),
+            Target::Aarch64 => syscalls::aarch64::Sysno::from_str(name).ok()?.id(),
+        };
+        Some(i64::from(id))
+    }
+
+    /// The name of syscall number `nr`, if this architecture has it.
+    pub fn name_of(self, nr: u32) -> Option<&'static str> {
+        let nr = usize::try_from(nr).ok()?;
+        match self {
+            Target::X86_64 => syscalls::x86_64::Sysno::new(nr).map(|s| s.name()),
+            Target::Aarch64 => syscalls::aarch64::Sysno::new(nr).map(|s| s.name()),
+        }
+    }
+}
+
+/// A compiled filter, ready to install.
+pub struct Filter {
+    program: Vec<libc::sock_filter>,
+    flags: libc::c_ulong,
+    notes: Vec<String>,
+}
+
+impl fmt::Debug for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Filter")
+            .field("instructions", &self.program.len())
+            .field("flags", &self.flags)
+            .field("notes", &self.notes)
+            .finish()
+    }
+}
+
+impl Filter {
+    /// The filter of `spec`'s `linux.seccomp`, for the running architecture; None without one.
+    pub fn from_spec(spec: &Spec) -> Result<Option<Filter>> {
+        match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Filter::compile(s).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Check `seccomp` and build its program for the running architecture.
+    pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
+        let target = Target::native().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "linux.seccomp on {} (harun builds filters for x86_64 and aarch64)",
+                std::env::consts::ARCH
+            ))
+        })?;
+        Filter::compile_for(seccomp, target)
+    }
+
+    /// Check `seccomp` and build its program for `target`.
+    pub fn compile_for(seccomp: &LinuxSeccomp, target: Target) -> Result<Filter> {
+        let plan = convert::plan(seccomp, target)?;
+        let program = program::assemble(&plan, target)?;
+        Ok(Filter {
+            program,
+            flags: plan.flags,
+            notes: plan.notes,
+        })
+    }
+
+    /// Debug notes: syscall names skipped because the architecture does not have them.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Number of BPF instructions.
+    pub fn len(&self) -> usize {
+        self.program.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.program.is_empty()
+    }
+
+    /// SECCOMP_FILTER_FLAG_* bits passed to seccomp(2).
+    pub fn flags(&self) -> libc::c_ulong {
+        self.flags
+    }
+
+    /// Load the filter into the calling thread with seccomp(SECCOMP_SET_MODE_FILTER).
+    ///
+    /// Without no_new_privs set, the kernel requires CAP_SYS_ADMIN (EACCES otherwise).
+    /// Allocates nothing: safe to call in the init right before execve.
+    pub fn install(&self) -> Result<()> {
+        let len = u16::try_from(self.program.len()).map_err(|_| {
+            Error::spec(
+                "linux.seccomp",
+                format!("{} BPF instructions are too many", self.program.len()),
+            )
+        })?;
+        let prog = libc::sock_fprog {
+            len,
+            filter: self.program.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points to `len` initialised instructions that outlive the call; the
+        // kernel only reads them (it copies the program). No memory of ours is written.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        match r {
+            0 => Ok(()),
+            r if r > 0 => Err(Error::Sys {
+                what: format!("install the seccomp filter: thread {r} cannot be synchronised"),
+                errno: Errno::ESRCH,
+            }),
+            _ => {
+                let errno = Errno::last();
+                let hint = if errno == Errno::EACCES {
+                    " (without noNewPrivileges this needs CAP_SYS_ADMIN)"
+                } else {
+                    ""
+                };
+                Err(Error::Sys {
+                    what: format!("install the seccomp filter{hint}"),
+                    errno,
+                })
+            }
+        }
+    }
+}
+
+/// Validation before any side effect: the whole profile is compiled for the running
+/// architecture (bad values, NOTIFY, a program over the kernel's size limit all fail here).
+pub fn validate(seccomp: &LinuxSeccomp) -> Result<()> {
+    Filter::compile(seccomp).map(drop)
+}
+
+/// The `linux.seccomp` object of the OCI features document.
+pub fn features() -> serde_json::Value {
+    let archs: Vec<String> = Target::native()
+        .map(|t| t.arch().to_string())
+        .into_iter()
+        .collect();
+    serde_json::json!({
+        "enabled": Target::native().is_some(),
+        "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
+                    "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
+                    "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+        "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
+                      "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+        "archs": archs,
+        "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                       "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                           "SECCOMP_FILTER_FLAG_LOG"]
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! stop: SIGTERM, SIGKILL after the timeout; through its supervisor for a supervised
+//! container, which then does not restart it.
+
+use std::time::Duration;
+
+use clap::Args;
+use harun_runtime::state::StateRoot;
+use harun_runtime::{Error, Result};
+use harun_supervisor::control;
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Time between SIGTERM and SIGKILL: seconds, or a duration (500ms, 1m)
+    /// [default: the container's stop timeout, 10s]
+    #[arg(long, short = 't', value_name = "TIME", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+    /// Container ID
+    pub id: String,
+}
+
+pub fn run(root: &StateRoot, args: &StopArgs) -> Result<i32> {
+    let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
+    let stopped = control::stop(root, &args.id, timeout)?;
+    println!("{}", stopped.describe(&args.id));
+    Ok(0)
+}
+
+/// `10` (seconds, as `docker stop -t`) or a duration (`500ms`, `1m`).
+fn parse_timeout(text: &str) -> Result<Duration> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| Error::InvalidArgument(format!("--timeout: `{text}` is too large")));
+    }
+    harun_supervisor::parse_duration(text)
+        .map_err(|e| e.with_origin("--timeout").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_seconds_or_durations() {
+        assert_eq!(parse_timeout("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_timeout("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
+        for bad in ["-1", "1.5", "", "10x", "99999999999999999999"] {
+            let e = parse_timeout(bad).unwrap_err().to_string();
+            assert!(e.contains("--timeout"), "{bad}: {e}");
+        }
+    }
+}

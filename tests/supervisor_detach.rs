@@ -1,0 +1,197 @@
+//! The detached supervisor: it outlives its launching shell, logs the container's output
+//! across restarts with size-capped rotation, feeds `logs -f` / `events -f`, and costs no
+//! CPU while the container runs.
+
+mod supervisor_util;
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use harun_integration::harun;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use supervisor_util::*;
+
+/// Fields of /proc/PID/stat after the command name: index 0 is field 3 (state).
+fn stat_fields(pid: i32) -> Vec<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &text[text.rfind(')').unwrap() + 2..];
+    after.split(' ').map(str::to_string).collect()
+}
+
+fn status_field(pid: i32, key: &str) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_supervisor_survives_its_launching_shell() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+    let id = h.id("survive");
+    h.remember_id(&id);
+    // A login-shell stand-in in its own process group: it launches the container, then
+    // lingers like an interactive shell until its terminal goes away.
+    let script = format!(
+        "'{}' --root '{}' run -d --restart always --bundle '{}' '{}' && exec sleep 600",
+        h.bin().display(),
+        h.root().display(),
+        b.dir().display(),
+        id
+    );
+    let mut shell = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawn sh");
+    let shell_pgid = Pid::from_raw(shell.id() as i32);
+    let pid = h.wait_status(&id, "running").pid;
+    wait_starts(&h, &id, 1);
+    let supervisor = supervisor_pid(&h, &id);
+    let fields = stat_fields(supervisor);
+    assert_eq!(fields[3], supervisor.to_string(), "its own session (setsid)");
+    // The terminal closes: SIGHUP to the shell's group, then the shell dies.
+    let _ = killpg(shell_pgid, Signal::SIGHUP);
+    let _ = killpg(shell_pgid, Signal::SIGKILL);
+    shell.wait().expect("reap sh");
+    sleep(Duration::from_millis(300));
+    assert_eq!(supervisor_pid(&h, &id), supervisor, "the supervisor lives on");
+    assert_eq!(h.state_of(&id).pid, pid, "the container runs on");
+    // ... and still does its job.
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    wait_starts(&h, &id, 2);
+    assert_eq!(h.wait_status(&id, "running").status, "running");
+    delete_and_check(&h, &id);
+}
+
+#[test]
+fn logs_show_the_output_of_every_run() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("echo out-line; echo err-line >&2; exit 1");
+    let id = h.id("logs");
+    run_detached(&h, &id, &b, &["--restart", "on-failure:2", "--restart-delay", "10ms"]);
+    wait_final(&h, &id);
+    let all = h.exec(&["logs", &id]).ok();
+    assert_eq!(all.stdout, "out-line\nerr-line\n".repeat(3));
+    let tail = h.exec(&["logs", "--tail", "3", &id]).ok();
+    assert_eq!(tail.stdout, "err-line\nout-line\nerr-line\n");
+    assert_eq!(h.exec(&["logs", "-n", "0", &id]).ok().stdout, "");
+    // `list --format json` carries the restarts of supervised containers.
+    let list = h.exec(&["list", "--format", "json"]).ok().json();
+    let me = list.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).unwrap().clone();
+    assert_eq!(me["restarts"], 2, "{me}");
+    delete_and_check(&h, &id);
+}
+
+#[test]
+fn the_log_rotates_at_the_configured_size_and_count() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("i=0; while [ $i -lt 300 ]; do echo \"line $i padding-padding-padding\"; i=$((i+1)); done");
+    let id = h.id("rotate");
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &["--restart", "on-failure", "--log-max-size", "1k", "--log-max-files", "2"],
+    );
+    wait_final(&h, &id);
+    let v = inspect(&h, &id);
+    assert_eq!(v["supervision"]["log"]["maxSize"], 1024);
+    assert_eq!(v["supervision"]["log"]["maxFiles"], 2);
+    let log = std::path::PathBuf::from(v["supervision"]["log"]["path"].as_str().unwrap());
+    let dir = log.parent().unwrap();
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("container.log"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["container.log", "container.log.1"]);
+    for f in &files {
+        let len = fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len <= 1024, "{f}: {len} bytes");
+    }
+    let out = h.exec(&["logs", &id]).ok().stdout;
+    assert!(out.len() <= 2048 && out.len() > 1024, "{} bytes", out.len());
+    let numbers: Vec<usize> = out
+        .lines()
+        .map(|l| {
+            assert!(l.starts_with("line ") && l.ends_with(" padding-padding-padding"), "{l:?}");
+            l.split(' ').nth(1).unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(numbers.last(), Some(&299));
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "whole, consecutive lines");
+    delete_and_check(&h, &id);
+}
+
+#[test]
+fn logs_and_events_follow_until_the_supervision_ends() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("sleep 0.5; i=0; while [ $i -lt 5 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done; exit 4");
+    let id = h.id("follow");
+    run_detached(&h, &id, &b, &["--restart", "on-failure:1", "--restart-delay", "10ms"]);
+    let logs = h.cmd(["logs", "-f", &id]).spawn();
+    let events = h.cmd(["events", "--follow", &id]).spawn();
+    let logs = logs.wait().ok();
+    let ticks: String = (0..5).map(|i| format!("tick {i}\n")).collect();
+    assert_eq!(logs.stdout, ticks.repeat(2));
+    let events = events.wait().ok();
+    let ev = parse_lines(&events.stdout);
+    assert_eq!(
+        kinds(&ev),
+        ["created", "started", "exited", "restarting", "created", "started", "exited", "gave-up"]
+    );
+    assert_eq!(ev.last().unwrap()["code"], 4);
+    delete_and_check(&h, &id);
+}
+
+/// No CPU at all while the container runs (sampled from /proc/PID/stat), one thread, and
+/// the resident size, reported.
+#[test]
+fn the_supervisor_is_idle_while_the_container_runs() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+    let id = h.id("idle");
+    run_detached(&h, &id, &b, &["--restart", "always"]);
+    h.wait_status(&id, "running");
+    wait_starts(&h, &id, 1);
+    let supervisor = supervisor_pid(&h, &id);
+    sleep(Duration::from_millis(300));
+    let ticks = || {
+        let f = stat_fields(supervisor);
+        // utime and stime: fields 14 and 15.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let voluntary = || status_field(supervisor, "voluntary_ctxt_switches:");
+    let (t0, v0, start) = (ticks(), voluntary(), Instant::now());
+    sleep(Duration::from_secs(3));
+    let (t1, v1) = (ticks(), voluntary());
+    let rss = status_field(supervisor, "VmRSS:");
+    let threads = status_field(supervisor, "Threads:");
+    println!(
+        "supervisor pid {supervisor}: {} CPU ticks and {} wake-ups in {:?} idle; VmRSS {rss}; \
+         threads {threads}",
+        t1 - t0,
+        v1.parse::<u64>().unwrap_or(0) - v0.parse::<u64>().unwrap_or(0),
+        start.elapsed()
+    );
+    assert_eq!(t1, t0, "the supervisor used CPU while idle");
+    assert_eq!(v1, v0, "the supervisor woke up while idle");
+    assert_eq!(threads, "1");
+    delete_and_check(&h, &id);
+}
