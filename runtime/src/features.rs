@@ -19,7 +19,7 @@ pub fn document() -> serde_json::Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
             "capabilities": capability_names(),
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
+            "seccomp": crate::security::seccomp::features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},

@@ -17,6 +17,7 @@ use crate::pidfd::PidFd;
 use crate::process::channel;
 use crate::process::clone::{clone_pidfd, Forked};
 use crate::process::joiner::{self, FromJoiner, JoinArgs};
+use crate::security::seccomp::Filter;
 use crate::state::{self, StateRoot, Status};
 use crate::{console, spec, Error, Result};
 
@@ -157,6 +158,8 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
     let terminal = opts.process.terminal() == Some(true);
     let (console_theirs, console_ours) = console_ends(terminal, opts.console)?;
     let namespaces = container_namespaces(&st.config);
+    // The container's filter applies to exec'd processes too; compiled here, once.
+    let seccomp = Filter::from_spec(&st.config)?;
     let (ours, theirs) = channel::pair()?;
     let init_fd = dup_owned(&init)?;
     // SAFETY: the harun CLI is single-threaded.
@@ -169,6 +172,7 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
             parent_end: ours.as_raw_fd(),
             channel: &theirs,
             console: console_theirs.as_ref(),
+            seccomp: seccomp.as_ref(),
         }),
         Forked::Parent { pid, .. } => {
             drop(theirs);

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::channel::Channel;
 use super::clone::{clone_pidfd_parent, Forked};
 use super::finish::{self, Exec};
+use crate::security::seccomp::Filter;
 use crate::{console, security, Error, Result};
 
 /// Messages from the joiner and the process to harun.
@@ -39,6 +40,8 @@ pub struct JoinArgs<'a> {
     pub parent_end: RawFd,
     pub channel: &'a Channel,
     pub console: Option<&'a OwnedFd>,
+    /// The container's seccomp filter, compiled by harun before the clone.
+    pub seccomp: Option<&'a Filter>,
 }
 
 /// The joiner: never returns.
@@ -74,7 +77,7 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     }
 }
 
-/// The process: console, credentials, seccomp-free for now, exec.
+/// The process: console, credentials, seccomp (the container's, as runc does), exec.
 fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
     let p = a.process;
     if let Some(adj) = p.oom_score_adj() {
@@ -86,10 +89,10 @@ fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
             .ok_or_else(|| Error::InvalidArgument("a terminal needs a console socket".into()))?;
         console::setup_in_init(sock, p.console_size(), p.user().uid())?;
     }
-    finish::apply_credentials(p, None)?;
+    finish::apply_credentials(p, a.seccomp)?;
     let exec = Exec::prepare(p)?;
     // Harun may return (exec --detach) as soon as we exec: do not die with it.
     // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears a flag of this process only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    exec.run(a.preserve_fds, None)
+    exec.run(a.preserve_fds, a.seccomp)
 }
