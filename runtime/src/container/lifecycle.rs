@@ -100,12 +100,21 @@ fn release_init(dir: &LockedDir, pidfd: &PidFd) -> Result<()> {
         let fifo_ready = fds[0].any().unwrap_or(false);
         let init_gone = fds[1].any().unwrap_or(false);
         if fifo_ready {
-            let mut buf = [0u8; 1];
+            // The init writes "0" once its startContainer hooks passed (it execs next), or
+            // "E" and the failure; EOF without a word means it died.
+            let mut buf = [0u8; 4096];
             match fifo.read(&mut buf) {
-                Ok(1) => break,
+                Ok(n) if n > 0 && buf[0] == b'0' => break,
+                Ok(n) if n > 0 && buf[0] == b'E' => {
+                    let msg = String::from_utf8_lossy(&buf[1..n]).into_owned();
+                    let _ = fs::remove_file(&path);
+                    return Err(Error::Init(msg));
+                }
+                // EOF: the init had the fifo open and closed it without a word (Linux reports
+                // no hang-up before a writer has come and gone): it died.
                 Ok(_) => {
                     return Err(Error::FailedPrecondition(
-                        "container init closed exec.fifo without starting".into(),
+                        "container init exited before it could start".into(),
                     ))
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -128,7 +137,12 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
     let pidfd = match PidFd::open_checked(st.pid, st.init_start_time)? {
         Some(p) => p,
         // Processes the init left behind (no pid namespace of its own) still get it.
-        None if all => return st.cgroup.as_ref().map_or(Ok(()), |c| cgroups::signal(c, signal)),
+        None if all => {
+            return st
+                .cgroup
+                .as_ref()
+                .map_or(Ok(()), |c| cgroups::signal(c, signal))
+        }
         None => {
             return Err(Error::FailedPrecondition(format!(
                 "cannot kill container `{id}`: it is not running"

@@ -140,7 +140,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     a.channel.send(&FromInit::Ready)?;
     READY_SENT.store(true, Ordering::Relaxed);
 
-    wait_for_start(a.state_dir)?;
+    let fifo = wait_for_start(a.state_dir)?;
     let started = serde_json::from_str::<serde_json::Value>(&state)
         .map(|mut v| {
             // As runc: the process has not started yet while these hooks run.
@@ -148,11 +148,19 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
             v.to_string()
         })
         .unwrap_or(state);
-    hooks::run(
+    // `start` waits for our word: "0" once the hooks passed (then we exec, and poststart
+    // hooks can follow), or "E" and the failure, which it reports.
+    let hooked = hooks::run(
         Stage::StartContainer,
         Stage::StartContainer.hooks(a.spec),
         started.as_bytes(),
-    )?;
+    );
+    let word = match &hooked {
+        Ok(()) => "0".to_string(),
+        Err(e) => format!("E{e}"),
+    };
+    write(&fifo, word.as_bytes()).map_err(Error::sys("write exec.fifo"))?;
+    hooked?;
     exec.run(a.preserve_fds, seccomp.as_ref())
 }
 
@@ -198,8 +206,10 @@ fn set_uts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Block until `start` opens exec.fifo for reading, then tell it we are going.
-fn wait_for_start(state_dir: RawFd) -> Result<()> {
+/// Block until `start` opens exec.fifo for reading; the open fifo is where we tell it how
+/// the start went. Closes our fd of the host state dir: nothing of the host may reach the
+/// container process.
+fn wait_for_start(state_dir: RawFd) -> Result<OwnedFd> {
     // SAFETY: state_dir is an fd the parent opened for us; we borrow it only for this call.
     let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(state_dir) };
     let fifo = openat(
@@ -209,11 +219,9 @@ fn wait_for_start(state_dir: RawFd) -> Result<()> {
         Mode::empty(),
     )
     .map_err(Error::sys("open exec.fifo"))?;
-    write(&fifo, b"0").map_err(Error::sys("write exec.fifo"))?;
-    // SAFETY: closing our own O_PATH fd of the host state dir: nothing of the host may reach
-    // the container process.
+    // SAFETY: closing our own O_PATH fd, used only for the open above.
     unsafe { libc::close(state_dir) };
-    Ok(())
+    Ok(fifo)
 }
 
 /// Helper for the parent: an O_PATH fd of a directory (the init keeps it to reach exec.fifo
