@@ -121,7 +121,8 @@ fn argument_conditions_match_only_their_values() {
     );
     assert_ne!(kv["create"], "0", "{out}");
     assert!(
-        out.stderr.contains("can't create /tmp/copy: Permission denied"),
+        out.stderr
+            .contains("can't create /tmp/copy: Permission denied"),
         "{out}"
     );
     assert_eq!(kv["read"], "0", "{out}");
@@ -132,17 +133,63 @@ fn argument_conditions_match_only_their_values() {
 #[test]
 fn default_deny_profile_with_an_allow_list_runs_busybox() {
     let h = harun!();
-    let mut b = bundle(&h, "echo hello; mkdir /tmp/d; echo mkdir=$?; cat /proc/self/comm");
+    let mut b = bundle(
+        &h,
+        "echo hello; mkdir /tmp/d; echo mkdir=$?; cat /proc/self/comm",
+    );
     // What busybox sh, echo and cat need on x86_64 and aarch64 (names of the other
     // architecture are skipped). mkdir and mkdirat are not in it.
     let allow = [
-        "execve", "brk", "arch_prctl", "set_tid_address", "set_robust_list", "rseq",
-        "prlimit64", "readlink", "readlinkat", "getrandom", "mmap", "munmap", "mprotect",
-        "getuid", "geteuid", "getgid", "getegid", "getpid", "getppid", "prctl",
-        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl", "read", "write", "writev",
-        "open", "openat", "close", "fcntl", "fstat", "newfstatat", "stat", "lstat", "statx",
-        "lseek", "sendfile", "clone", "clone3", "fork", "vfork", "wait4", "exit",
-        "exit_group", "uname", "getcwd", "chdir", "dup2", "dup3",
+        "execve",
+        "brk",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "readlink",
+        "readlinkat",
+        "getrandom",
+        "mmap",
+        "munmap",
+        "mprotect",
+        "getuid",
+        "geteuid",
+        "getgid",
+        "getegid",
+        "getpid",
+        "getppid",
+        "prctl",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "ioctl",
+        "read",
+        "write",
+        "writev",
+        "open",
+        "openat",
+        "close",
+        "fcntl",
+        "fstat",
+        "newfstatat",
+        "stat",
+        "lstat",
+        "statx",
+        "lseek",
+        "sendfile",
+        "clone",
+        "clone3",
+        "fork",
+        "vfork",
+        "wait4",
+        "exit",
+        "exit_group",
+        "uname",
+        "getcwd",
+        "chdir",
+        "dup2",
+        "dup3",
     ];
     b.set(
         "/linux/seccomp",
@@ -192,7 +239,10 @@ fn without_no_new_privileges_the_filter_is_installed_before_the_user_change() {
     // Docker's usual case: no no_new_privs, a non-root user without CAP_SYS_ADMIN. The
     // kernel only lets a process holding CAP_SYS_ADMIN install a filter then.
     let h = harun!();
-    let mut b = bundle(&h, &format!("{STATUS}; id -u; unshare -U true; echo unshare=$?"));
+    let mut b = bundle(
+        &h,
+        &format!("{STATUS}; id -u; unshare -U true; echo unshare=$?"),
+    );
     b.set("/linux/seccomp", docker_default())
         .set("/process/noNewPrivileges", false)
         .set("/process/user", json!({"uid": 1000, "gid": 1000}));
@@ -250,7 +300,11 @@ fn unknown_operator_fails_create() {
 fn notify_is_not_supported() {
     bad_profile(
         one_rule(json!({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"})),
-        &["linux.seccomp.syscalls[1].action", "SCMP_ACT_NOTIFY", "not supported"],
+        &[
+            "linux.seccomp.syscalls[1].action",
+            "SCMP_ACT_NOTIFY",
+            "not supported",
+        ],
     );
 }
 

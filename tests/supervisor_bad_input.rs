@@ -56,14 +56,19 @@ fn bad_annotations_are_named() {
     ];
     for (key, value, want) in cases {
         let mut b = h.bundle();
-        b.args(&["true"]).set(&format!("/annotations/{}", key.replace('/', "~1")), *value);
+        b.args(&["true"])
+            .set(&format!("/annotations/{}", key.replace('/', "~1")), *value);
         for detach in [false, true] {
             h.remember_id(&id);
             let mut cmd = h.cmd(["run"]);
             if detach {
                 cmd = cmd.arg("--detach");
             }
-            cmd.arg("--bundle").arg(b.dir()).arg(&id).run().error(&[want]);
+            cmd.arg("--bundle")
+                .arg(b.dir())
+                .arg(&id)
+                .run()
+                .error(&[want]);
         }
     }
     h.assert_clean();
@@ -124,14 +129,19 @@ fn commands_on_unknown_or_unsupervised_containers() {
     b.args(&["sleep", "600"]);
     let id = h.id("plain");
     supervisor_util::run_detached(&h, &id, &b, &[]);
-    h.exec(&["logs", &id]).error(&["is not supervised, so it has no logs"]);
+    h.exec(&["logs", &id])
+        .error(&["is not supervised, so it has no logs"]);
     h.delete_force(&id).ok();
     // A foreground supervised container has no log: its output goes to the terminal.
     let mut b = h.bundle();
     b.args(&["sleep", "600"]);
     let fg = h.id("fglogs");
     h.remember_id(&fg);
-    let run = h.cmd(["run", "--restart", "always", "--bundle"]).arg(b.dir()).arg(&fg).spawn();
+    let run = h
+        .cmd(["run", "--restart", "always", "--bundle"])
+        .arg(b.dir())
+        .arg(&fg)
+        .spawn();
     h.wait_status(&fg, "running");
     supervisor_util::wait_starts(&h, &fg, 1);
     h.exec(&["logs", &fg]).error(&["runs in the foreground"]);

@@ -59,13 +59,21 @@ fn the_supervisor_survives_its_launching_shell() {
     wait_starts(&h, &id, 1);
     let supervisor = supervisor_pid(&h, &id);
     let fields = stat_fields(supervisor);
-    assert_eq!(fields[3], supervisor.to_string(), "its own session (setsid)");
+    assert_eq!(
+        fields[3],
+        supervisor.to_string(),
+        "its own session (setsid)"
+    );
     // The terminal closes: SIGHUP to the shell's group, then the shell dies.
     let _ = killpg(shell_pgid, Signal::SIGHUP);
     let _ = killpg(shell_pgid, Signal::SIGKILL);
     shell.wait().expect("reap sh");
     sleep(Duration::from_millis(300));
-    assert_eq!(supervisor_pid(&h, &id), supervisor, "the supervisor lives on");
+    assert_eq!(
+        supervisor_pid(&h, &id),
+        supervisor,
+        "the supervisor lives on"
+    );
     assert_eq!(h.state_of(&id).pid, pid, "the container runs on");
     // ... and still does its job.
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
@@ -80,7 +88,12 @@ fn logs_show_the_output_of_every_run() {
     let mut b = h.bundle();
     b.sh("echo out-line; echo err-line >&2; exit 1");
     let id = h.id("logs");
-    run_detached(&h, &id, &b, &["--restart", "on-failure:2", "--restart-delay", "10ms"]);
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &["--restart", "on-failure:2", "--restart-delay", "10ms"],
+    );
     wait_final(&h, &id);
     let all = h.exec(&["logs", &id]).ok();
     assert_eq!(all.stdout, "out-line\nerr-line\n".repeat(3));
@@ -89,7 +102,13 @@ fn logs_show_the_output_of_every_run() {
     assert_eq!(h.exec(&["logs", "-n", "0", &id]).ok().stdout, "");
     // `list --format json` carries the restarts of supervised containers.
     let list = h.exec(&["list", "--format", "json"]).ok().json();
-    let me = list.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).unwrap().clone();
+    let me = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(me["restarts"], 2, "{me}");
     delete_and_check(&h, &id);
 }
@@ -98,13 +117,22 @@ fn logs_show_the_output_of_every_run() {
 fn the_log_rotates_at_the_configured_size_and_count() {
     let h = harun!();
     let mut b = h.bundle();
-    b.sh("i=0; while [ $i -lt 300 ]; do echo \"line $i padding-padding-padding\"; i=$((i+1)); done");
+    b.sh(
+        "i=0; while [ $i -lt 300 ]; do echo \"line $i padding-padding-padding\"; i=$((i+1)); done",
+    );
     let id = h.id("rotate");
     run_detached(
         &h,
         &id,
         &b,
-        &["--restart", "on-failure", "--log-max-size", "1k", "--log-max-files", "2"],
+        &[
+            "--restart",
+            "on-failure",
+            "--log-max-size",
+            "1k",
+            "--log-max-files",
+            "2",
+        ],
     );
     wait_final(&h, &id);
     let v = inspect(&h, &id);
@@ -128,12 +156,18 @@ fn the_log_rotates_at_the_configured_size_and_count() {
     let numbers: Vec<usize> = out
         .lines()
         .map(|l| {
-            assert!(l.starts_with("line ") && l.ends_with(" padding-padding-padding"), "{l:?}");
+            assert!(
+                l.starts_with("line ") && l.ends_with(" padding-padding-padding"),
+                "{l:?}"
+            );
             l.split(' ').nth(1).unwrap().parse().unwrap()
         })
         .collect();
     assert_eq!(numbers.last(), Some(&299));
-    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "whole, consecutive lines");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "whole, consecutive lines"
+    );
     delete_and_check(&h, &id);
 }
 
@@ -141,9 +175,16 @@ fn the_log_rotates_at_the_configured_size_and_count() {
 fn logs_and_events_follow_until_the_supervision_ends() {
     let h = harun!();
     let mut b = h.bundle();
-    b.sh("sleep 0.5; i=0; while [ $i -lt 5 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done; exit 4");
+    b.sh(
+        "sleep 0.5; i=0; while [ $i -lt 5 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done; exit 4",
+    );
     let id = h.id("follow");
-    run_detached(&h, &id, &b, &["--restart", "on-failure:1", "--restart-delay", "10ms"]);
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &["--restart", "on-failure:1", "--restart-delay", "10ms"],
+    );
     let logs = h.cmd(["logs", "-f", &id]).spawn();
     let events = h.cmd(["events", "--follow", &id]).spawn();
     let logs = logs.wait().ok();
@@ -153,7 +194,16 @@ fn logs_and_events_follow_until_the_supervision_ends() {
     let ev = parse_lines(&events.stdout);
     assert_eq!(
         kinds(&ev),
-        ["created", "started", "exited", "restarting", "created", "started", "exited", "gave-up"]
+        [
+            "created",
+            "started",
+            "exited",
+            "restarting",
+            "created",
+            "started",
+            "exited",
+            "gave-up"
+        ]
     );
     assert_eq!(ev.last().unwrap()["code"], 4);
     delete_and_check(&h, &id);
@@ -193,5 +243,80 @@ fn the_supervisor_is_idle_while_the_container_runs() {
     assert_eq!(t1, t0, "the supervisor used CPU while idle");
     assert_eq!(v1, v0, "the supervisor woke up while idle");
     assert_eq!(threads, "1");
+    delete_and_check(&h, &id);
+}
+
+/// Without a pid namespace of its own, a container's orphans are handed to the supervisor
+/// (a child subreaper), which reaps them: no zombies pile up under it.
+#[test]
+fn the_supervisor_reaps_orphans_of_a_container_without_a_pid_namespace() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.without_namespace("pid").sh("sleep 0.2 & exit 1");
+    let id = h.id("orphans");
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &[
+            "--restart",
+            "always",
+            "--restart-delay",
+            "50ms",
+            "--restart-max-delay",
+            "50ms",
+        ],
+    );
+    wait_starts(&h, &id, 4);
+    let supervisor = supervisor_pid(&h, &id);
+    // (pid, state, command line) of the supervisor's children.
+    let children = || -> Vec<(i32, String, String)> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(|pid| {
+                let f = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let after = &f[f.rfind(')')? + 2..];
+                let mut it = after.split(' ');
+                let state = it.next()?.to_string();
+                let ppid: i32 = it.next()?.parse().ok()?;
+                let cmd = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                (ppid == supervisor).then_some((pid, state, cmd))
+            })
+            .collect()
+    };
+    // The orphaned `sleep`s do become the supervisor's children...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !children()
+        .iter()
+        .any(|(_, _, cmd)| cmd.starts_with("sleep 0.2"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no orphan handed to the supervisor"
+        );
+        sleep(Duration::from_millis(5));
+    }
+    // ... and none stays a zombie (one may exist for the moment the supervisor is busy
+    // restarting: a zombie still there half a second later was never reaped).
+    let zombies = || -> Vec<i32> {
+        children()
+            .into_iter()
+            .filter(|(_, s, _)| s == "Z")
+            .map(|(pid, _, _)| pid)
+            .collect()
+    };
+    let before = zombies();
+    sleep(Duration::from_millis(500));
+    let lasting: Vec<i32> = zombies()
+        .into_iter()
+        .filter(|p| before.contains(p))
+        .collect();
+    assert!(
+        lasting.is_empty(),
+        "zombies under the supervisor: {lasting:?}"
+    );
+    assert_eq!(supervisor_pid(&h, &id), supervisor);
     delete_and_check(&h, &id);
 }

@@ -21,10 +21,22 @@ fn on_failure_3_restarts_three_times_with_growing_delays_then_stops_with_exit_1(
     assert_eq!(
         kinds(&ev),
         [
-            "created", "started", "exited", "restarting", // run 1
-            "created", "started", "exited", "restarting", // run 2
-            "created", "started", "exited", "restarting", // run 3
-            "created", "started", "exited", "gave-up", // run 4: no more
+            "created",
+            "started",
+            "exited",
+            "restarting", // run 1
+            "created",
+            "started",
+            "exited",
+            "restarting", // run 2
+            "created",
+            "started",
+            "exited",
+            "restarting", // run 3
+            "created",
+            "started",
+            "exited",
+            "gave-up", // run 4: no more
         ],
         "{ev:#?}"
     );
@@ -48,7 +60,10 @@ fn on_failure_3_restarts_three_times_with_growing_delays_then_stops_with_exit_1(
     }
     let last = ev.last().unwrap();
     assert_eq!(last["code"], 1);
-    assert!(last["reason"].as_str().unwrap().contains("3 restarts"), "{last}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("3 restarts"),
+        "{last}"
+    );
     let v = inspect(&h, &id);
     assert_eq!(v["status"], "stopped");
     assert_eq!(v["supervision"]["state"], "gave-up");
@@ -57,9 +72,15 @@ fn on_failure_3_restarts_three_times_with_growing_delays_then_stops_with_exit_1(
     assert_eq!(v["supervision"]["supervisorPid"], serde_json::Value::Null);
     // `list` shows the restarts.
     let list = h.exec(&["list"]).ok();
-    let row = list.stdout.lines().find(|l| l.starts_with(&id)).expect("listed");
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .expect("listed");
     assert!(row.ends_with(" 3"), "{list}");
-    assert!(list.stdout.starts_with("ID ") && list.stdout.lines().next().unwrap().ends_with("RESTARTS"));
+    assert!(
+        list.stdout.starts_with("ID ") && list.stdout.lines().next().unwrap().ends_with("RESTARTS")
+    );
     delete_and_check(&h, &id);
 }
 
@@ -72,7 +93,14 @@ fn foreground_on_failure_prints_events_and_exits_with_the_last_code() {
     let id = h.id("fgonfail");
     h.remember_id(&id);
     let out = h
-        .cmd(["run", "--restart", "on-failure:2", "--restart-delay", "10ms", "--bundle"])
+        .cmd([
+            "run",
+            "--restart",
+            "on-failure:2",
+            "--restart-delay",
+            "10ms",
+            "--bundle",
+        ])
         .arg(b.dir())
         .arg(&id)
         .run()
@@ -100,7 +128,10 @@ fn on_failure_does_not_restart_a_success() {
     let ev = wait_final(&h, &id);
     assert_eq!(kinds(&ev), ["created", "started", "exited", "stopped"]);
     assert_eq!(ev[2]["code"], 0);
-    assert!(ev[3]["reason"].as_str().unwrap().contains("exited successfully"));
+    assert!(ev[3]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("exited successfully"));
     assert_eq!(inspect(&h, &id)["supervision"]["restartCount"], 0);
     delete_and_check(&h, &id);
 }
@@ -111,10 +142,18 @@ fn always_restarts_a_success() {
     let mut b = h.bundle();
     b.sh("exit 0");
     let id = h.id("always0");
-    run_detached(&h, &id, &b, &["--restart", "always", "--restart-delay", "50ms"]);
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &["--restart", "always", "--restart-delay", "50ms"],
+    );
     let ev = wait_starts(&h, &id, 3);
     let exits = of_kind(&ev, "exited");
-    assert!(exits.len() >= 2 && exits.iter().all(|e| e["code"] == 0), "{ev:#?}");
+    assert!(
+        exits.len() >= 2 && exits.iter().all(|e| e["code"] == 0),
+        "{ev:#?}"
+    );
     assert!(of_kind(&ev, "restarting").len() >= 2);
     delete_and_check(&h, &id);
 }
@@ -124,7 +163,8 @@ fn always_restarts_a_success() {
 fn no_never_restarts() {
     let h = harun!();
     let mut b = h.bundle();
-    b.sh("exit 1").set("/annotations/run.harun.restart", "always");
+    b.sh("exit 1")
+        .set("/annotations/run.harun.restart", "always");
     let id = h.id("no");
     run_detached(&h, &id, &b, &["--restart", "no"]);
     h.wait_status(&id, "stopped");
@@ -147,8 +187,15 @@ fn annotations_set_the_policy_and_flags_override_them() {
     let id = h.id("annot");
     run_detached(&h, &id, &b, &["--restart", "on-failure:1"]);
     let ev = wait_final(&h, &id);
-    let delays: Vec<_> = of_kind(&ev, "restarting").iter().map(|e| e["delayMs"].clone()).collect();
-    assert_eq!(delays, [30], "flag's limit 1, annotation's delay 30ms: {ev:#?}");
+    let delays: Vec<_> = of_kind(&ev, "restarting")
+        .iter()
+        .map(|e| e["delayMs"].clone())
+        .collect();
+    assert_eq!(
+        delays,
+        [30],
+        "flag's limit 1, annotation's delay 30ms: {ev:#?}"
+    );
     let v = inspect(&h, &id);
     assert_eq!(v["supervision"]["policy"], "on-failure:1");
     assert_eq!(v["supervision"]["restartDelay"], "30ms");
@@ -190,7 +237,14 @@ fn a_crash_loop_gives_up() {
         &h,
         &id,
         &b,
-        &["--restart", "always", "--restart-delay", "20ms", "--restart-limit", "3/30s"],
+        &[
+            "--restart",
+            "always",
+            "--restart-delay",
+            "20ms",
+            "--restart-limit",
+            "3/30s",
+        ],
     );
     let ev = wait_final(&h, &id);
     assert_eq!(of_kind(&ev, "exited").len(), 3, "{ev:#?}");
@@ -214,8 +268,10 @@ fn the_backoff_resets_after_a_long_run() {
     let mut b = h.bundle();
     // Runs 1, 2 and 4 fail at once, run 3 fails after 2 s, run 5 succeeds.
     b.mount("/data", "bind", &data.to_string_lossy(), &["rbind", "rw"])
-        .sh("n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; \
-             case $n in 3) sleep 2; exit 1;; 5) exit 0;; *) exit 1;; esac");
+        .sh(
+            "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; \
+             case $n in 3) sleep 2; exit 1;; 5) exit 0;; *) exit 1;; esac",
+        );
     let id = h.id("reset");
     run_detached(
         &h,

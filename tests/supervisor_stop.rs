@@ -32,7 +32,10 @@ fn stop_of_an_always_container_stops_it_for_good_and_reports_the_exit_code() {
     wait_starts(&h, &id, 1);
     let supervisor = supervisor_pid(&h, &id);
     let out = h.exec(&["stop", &id]).ok();
-    assert_eq!(out.stdout, format!("{id}: stopped (last run exited with code 7)\n"));
+    assert_eq!(
+        out.stdout,
+        format!("{id}: stopped (last run exited with code 7)\n")
+    );
     wait_gone(supervisor);
     let ev = events(&h, &id);
     let n = ev.len();
@@ -65,7 +68,10 @@ fn stop_kills_after_the_timeout() {
         (vec!["--stop-timeout", "1m"], vec!["--timeout", "1"], 1000),
     ] {
         let id = h.id(&format!("stoptimeout{want_ms}"));
-        let flags: Vec<&str> = ["--restart", "always"].into_iter().chain(run_flags).collect();
+        let flags: Vec<&str> = ["--restart", "always"]
+            .into_iter()
+            .chain(run_flags)
+            .collect();
         run_detached(&h, &id, &b, &flags);
         h.wait_status(&id, "running");
         let asked = now_ms();
@@ -88,19 +94,39 @@ fn stop_during_the_restart_delay_cancels_the_restart() {
     let mut b = h.bundle();
     b.sh("exit 1");
     let id = h.id("stopdelay");
-    run_detached(&h, &id, &b, &["--restart", "always", "--restart-delay", "30s", "--restart-max-delay", "1m"]);
-    wait_events(&h, &id, "restarting", |ev| !of_kind(ev, "restarting").is_empty());
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &[
+            "--restart",
+            "always",
+            "--restart-delay",
+            "30s",
+            "--restart-max-delay",
+            "1m",
+        ],
+    );
+    wait_events(&h, &id, "restarting", |ev| {
+        !of_kind(ev, "restarting").is_empty()
+    });
     let v = inspect(&h, &id);
     assert_eq!(v["supervision"]["state"], "restarting");
     assert!(v["supervision"]["nextRestart"].is_string(), "{v:#}");
     let t0 = Instant::now();
     let out = h.exec(&["stop", &id]).ok();
     assert!(t0.elapsed() < Duration::from_secs(10));
-    assert_eq!(out.stdout, format!("{id}: was not running (last run exited with code 1)\n"));
+    assert_eq!(
+        out.stdout,
+        format!("{id}: was not running (last run exited with code 1)\n")
+    );
     let ev = wait_final(&h, &id);
     assert_eq!(of_kind(&ev, "started").len(), 1, "{ev:#?}");
     assert_eq!(ev.last().unwrap()["reason"], "stopped by the user");
-    assert_eq!(inspect(&h, &id)["supervision"]["nextRestart"], serde_json::Value::Null);
+    assert_eq!(
+        inspect(&h, &id)["supervision"]["nextRestart"],
+        serde_json::Value::Null
+    );
     delete_and_check(&h, &id);
 }
 
@@ -162,8 +188,10 @@ fn delete_without_force_is_refused_while_supervised() {
     let id = h.id("delrefused");
     run_detached(&h, &id, &b, &["--restart", "unless-stopped"]);
     h.wait_status(&id, "running");
-    h.delete(&id)
-        .error(&[&format!("cannot delete container `{id}`: it is supervised (running)"), "harun stop"]);
+    h.delete(&id).error(&[
+        &format!("cannot delete container `{id}`: it is supervised (running)"),
+        "harun stop",
+    ]);
     assert_eq!(h.state_of(&id).status, "running");
     h.exec(&["stop", &id]).ok();
     h.delete(&id).ok();
@@ -190,7 +218,11 @@ fn sigterm_or_ctrl_c_to_a_foreground_supervisor_stops_gracefully() {
         kill(Pid::from_raw(run.pid()), signal).unwrap();
         let out = run.wait().exit(7);
         assert_eq!(out.stdout, "up\ngot-term\n", "{out}");
-        assert!(out.stderr.contains(": stopped: stopped by the user (last run exited with code 7)"), "{out}");
+        assert!(
+            out.stderr
+                .contains(": stopped: stopped by the user (last run exited with code 7)"),
+            "{out}"
+        );
         assert!(!out.stderr.contains("restarting"), "{out}");
         h.exec(&["inspect", &id]).error(&["does not exist"]);
     }
@@ -213,7 +245,10 @@ fn harun_stop_of_a_foreground_supervised_container() {
     wait_starts(&h, &id, 1);
     assert_eq!(inspect(&h, &id)["supervision"]["mode"], "foreground");
     let out = h.exec(&["stop", &id]).ok();
-    assert_eq!(out.stdout, format!("{id}: stopped (last run exited with code 7)\n"));
+    assert_eq!(
+        out.stdout,
+        format!("{id}: stopped (last run exited with code 7)\n")
+    );
     run.wait().exit(7);
     h.assert_clean();
 }
@@ -229,7 +264,10 @@ fn stop_of_an_unsupervised_container() {
     let out = h.exec(&["stop", "--timeout", "300ms", &id]).ok();
     assert_eq!(out.stdout, format!("{id}: stopped\n"));
     assert_eq!(h.state_of(&id).status, "stopped");
-    assert_eq!(h.exec(&["stop", &id]).ok().stdout, format!("{id}: was not running\n"));
+    assert_eq!(
+        h.exec(&["stop", &id]).ok().stdout,
+        format!("{id}: was not running\n")
+    );
     h.delete(&id).ok();
     h.assert_clean();
 }

@@ -40,7 +40,11 @@ fn status_ids(pid: i32, key: &str) -> Vec<u32> {
 fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -82,13 +86,20 @@ fn container_root_is_the_mapped_id_on_the_host() {
     // Files it creates in the bind mount belong to the mapped root on the host.
     for name in ["by-root", "dir-by-root"] {
         let md = fs::metadata(data.join(name)).unwrap();
-        assert_eq!((md.uid(), md.gid()), (HOST_BASE, HOST_BASE), "owner of {name}");
+        assert_eq!(
+            (md.uid(), md.gid()),
+            (HOST_BASE, HOST_BASE),
+            "owner of {name}"
+        );
     }
 
     // exec joins the user namespace: root inside, the same map, ...
     let out = h
         .exec(&[
-            "exec", &id, "sh", "-c",
+            "exec",
+            &id,
+            "sh",
+            "-c",
             "echo id=$(id -u):$(id -g); echo uid_map=$(cat /proc/self/uid_map); \
              echo owner=$(stat -c %u:%g /data/by-root); echo userns=$(readlink /proc/self/ns/user)",
         ])
@@ -100,7 +111,8 @@ fn container_root_is_the_mapped_id_on_the_host() {
     let init_userns = fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
     assert_eq!(kv["userns"], init_userns.to_string_lossy(), "{out}");
     // ... and a user of the container is its mapped id on the host.
-    h.exec(&["exec", "--user", "1000:1000", &id, "touch", "/data/by-1000"]).ok();
+    h.exec(&["exec", "--user", "1000:1000", &id, "touch", "/data/by-1000"])
+        .ok();
     let md = fs::metadata(data.join("by-1000")).unwrap();
     assert_eq!((md.uid(), md.gid()), (HOST_BASE + 1000, HOST_BASE + 1000));
     let pid_file = h.path("exec.pid");
@@ -109,15 +121,26 @@ fn container_root_is_the_mapped_id_on_the_host() {
         .args([id.as_str(), "sleep", "500"])
         .run()
         .ok();
-    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     h.track(pid);
-    assert_eq!(status_ids(pid, "Uid"), [HOST_BASE; 4], "exec'd process on the host");
+    assert_eq!(
+        status_ids(pid, "Uid"),
+        [HOST_BASE; 4],
+        "exec'd process on the host"
+    );
     // It is our orphan (we are the subreaper): reap it, or the dying init waits for that.
     let p = ProcId::of(pid).unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while p.is_alive() {
-        assert!(Instant::now() < deadline, "exec'd process {pid} survived SIGKILL");
+        assert!(
+            Instant::now() < deadline,
+            "exec'd process {pid} survived SIGKILL"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 
@@ -225,7 +248,9 @@ fn bad_id_mappings_are_refused_before_anything_happens() {
         (
             "no-mapping",
             Box::new(|b: &mut Bundle| {
-                b.namespace("user").remove("/linux/uidMappings").set("/linux/gidMappings", map());
+                b.namespace("user")
+                    .remove("/linux/uidMappings")
+                    .set("/linux/gidMappings", map());
             }),
             vec!["linux.uidMappings"],
         ),
@@ -249,7 +274,9 @@ fn clock_bundle(h: &Harun, offsets: Value) -> Bundle {
     let mut b = h.bundle();
     share_host_usr(&mut b);
     hostfs::set_env(&mut b, "PATH", "/bin:/usr/bin");
-    b.namespace("time").set("/linux/timeOffsets", offsets).sh(CLOCKS);
+    b.namespace("time")
+        .set("/linux/timeOffsets", offsets)
+        .sh(CLOCKS);
     b
 }
 
@@ -296,15 +323,27 @@ const TEN_DAYS: i64 = 864_000;
 #[test]
 fn monotonic_offset_moves_clock_monotonic_inside_only() {
     let h = harun!();
-    let b = clock_bundle(&h, json!({"monotonic": {"secs": TEN_DAYS, "nanosecs": 250_000_000}}));
-    let (m0, b0) = (secs(ClockId::CLOCK_MONOTONIC), secs(ClockId::CLOCK_BOOTTIME));
+    let b = clock_bundle(
+        &h,
+        json!({"monotonic": {"secs": TEN_DAYS, "nanosecs": 250_000_000}}),
+    );
+    let (m0, b0) = (
+        secs(ClockId::CLOCK_MONOTONIC),
+        secs(ClockId::CLOCK_BOOTTIME),
+    );
     let out = h.run_ok(&b);
-    let (m1, b1) = (secs(ClockId::CLOCK_MONOTONIC), secs(ClockId::CLOCK_BOOTTIME));
+    let (m1, b1) = (
+        secs(ClockId::CLOCK_MONOTONIC),
+        secs(ClockId::CLOCK_BOOTTIME),
+    );
     let c = parse_clocks(&out);
     assert_between("CLOCK_MONOTONIC", c.mono, TEN_DAYS as f64 + 0.25, m0, m1);
     assert_between("CLOCK_BOOTTIME", c.boot, 0.0, b0, b1);
     assert_between("/proc/uptime", c.uptime, 0.0, b0, b1);
-    assert_eq!(c.offsets, "monotonic 864000 250000000 boottime 0 0", "{out}");
+    assert_eq!(
+        c.offsets, "monotonic 864000 250000000 boottime 0 0",
+        "{out}"
+    );
     // The host's clock did not move.
     assert!(m1 < TEN_DAYS as f64, "host CLOCK_MONOTONIC {m1}");
 
@@ -314,7 +353,13 @@ fn monotonic_offset_moves_clock_monotonic_inside_only() {
     let m0 = secs(ClockId::CLOCK_MONOTONIC);
     let out = h.run_ok(&plain);
     let m1 = secs(ClockId::CLOCK_MONOTONIC);
-    assert_between("CLOCK_MONOTONIC without a time namespace", parse_clocks(&out).mono, 0.0, m0, m1);
+    assert_between(
+        "CLOCK_MONOTONIC without a time namespace",
+        parse_clocks(&out).mono,
+        0.0,
+        m0,
+        m1,
+    );
     h.assert_clean();
 }
 
@@ -323,9 +368,15 @@ fn boottime_offset_moves_uptime_and_clock_boottime_only() {
     let h = harun!();
     let off = 1_000_000i64;
     let b = clock_bundle(&h, json!({"boottime": {"secs": off}}));
-    let (m0, b0) = (secs(ClockId::CLOCK_MONOTONIC), secs(ClockId::CLOCK_BOOTTIME));
+    let (m0, b0) = (
+        secs(ClockId::CLOCK_MONOTONIC),
+        secs(ClockId::CLOCK_BOOTTIME),
+    );
     let out = h.run_ok(&b);
-    let (m1, b1) = (secs(ClockId::CLOCK_MONOTONIC), secs(ClockId::CLOCK_BOOTTIME));
+    let (m1, b1) = (
+        secs(ClockId::CLOCK_MONOTONIC),
+        secs(ClockId::CLOCK_BOOTTIME),
+    );
     let c = parse_clocks(&out);
     assert_between("CLOCK_BOOTTIME", c.boot, off as f64, b0, b1);
     assert_between("/proc/uptime", c.uptime, off as f64, b0, b1);
@@ -345,13 +396,23 @@ fn exec_joins_the_time_namespace() {
     let init = h.wait_status(&id, "running").pid;
     let m0 = secs(ClockId::CLOCK_MONOTONIC);
     let out = h
-        .exec(&["exec", &id, "sh", "-c", &format!("{CLOCKS}; echo timens=$(readlink /proc/self/ns/time)")])
+        .exec(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            &format!("{CLOCKS}; echo timens=$(readlink /proc/self/ns/time)"),
+        ])
         .ok();
     let m1 = secs(ClockId::CLOCK_MONOTONIC);
     let c = parse_clocks(&out.stdout);
     assert_between("CLOCK_MONOTONIC in exec", c.mono, TEN_DAYS as f64, m0, m1);
     let init_ns = fs::read_link(format!("/proc/{init}/ns/time")).unwrap();
-    assert_eq!(parse_kv(&out.stdout)["timens"], init_ns.to_string_lossy(), "{out}");
+    assert_eq!(
+        parse_kv(&out.stdout)["timens"],
+        init_ns.to_string_lossy(),
+        "{out}"
+    );
     h.delete_force(&id).ok();
     h.assert_clean();
 }
@@ -360,7 +421,11 @@ fn exec_joins_the_time_namespace() {
 fn bad_time_offsets_are_refused() {
     let h = harun!();
     let cases = [
-        ("realtime", json!({"realtime": {"secs": 10}}), vec!["linux.timeOffsets.realtime"]),
+        (
+            "realtime",
+            json!({"realtime": {"secs": 10}}),
+            vec!["linux.timeOffsets.realtime"],
+        ),
         (
             "nanos",
             json!({"monotonic": {"secs": 1, "nanosecs": 1_000_000_000u64}}),
@@ -369,7 +434,9 @@ fn bad_time_offsets_are_refused() {
     ];
     for (name, offsets, keys) in cases {
         let mut b = h.bundle();
-        b.namespace("time").set("/linux/timeOffsets", offsets).args(&["true"]);
+        b.namespace("time")
+            .set("/linux/timeOffsets", offsets)
+            .args(&["true"]);
         let id = h.id(name);
         h.create(&id, &b).error(&keys);
         assert_no_trace(&h, &id);

@@ -73,3 +73,27 @@ pub fn host_has(program: &str) -> bool {
         .map(|d| Path::new(d).join(program))
         .any(|p| p.is_file())
 }
+
+/// A `Cmd::wrap` wrapper that runs harun under strace, following forks, with `micros` of
+/// delay injected at every `syscall`'s entry (`exit: false`) or exit (`exit: true`): holds
+/// harun's processes still at a chosen point, to make a race window certain. Panics with an
+/// install hint when strace is missing.
+pub fn strace_delay(syscall: &str, exit: bool, micros: u64) -> Vec<String> {
+    assert!(
+        host_has("strace"),
+        "this test holds harun processes still with strace: apt-get install strace"
+    );
+    let at = if exit { "delay_exit" } else { "delay_enter" };
+    [
+        "strace".to_string(),
+        "-f".into(),
+        "-qq".into(),
+        "-o".into(),
+        "/dev/null".into(),
+        "-e".into(),
+        format!("trace={syscall}"),
+        "-e".into(),
+        format!("inject={syscall}:{at}={micros}"),
+    ]
+    .into()
+}

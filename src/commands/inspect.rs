@@ -5,6 +5,9 @@ use harun_runtime::Result;
 
 pub fn run(root: &StateRoot, id: &str) -> Result<i32> {
     let value = harun_supervisor::control::inspect(root, id)?;
-    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
     Ok(0)
 }

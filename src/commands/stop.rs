@@ -33,8 +33,7 @@ fn parse_timeout(text: &str) -> Result<Duration> {
             .map(Duration::from_secs)
             .map_err(|_| Error::InvalidArgument(format!("--timeout: `{text}` is too large")));
     }
-    harun_supervisor::parse_duration(text)
-        .map_err(|e| e.with_origin("--timeout").into())
+    harun_supervisor::parse_duration(text).map_err(|e| e.with_origin("--timeout").into())
 }
 
 #[cfg(test)]

@@ -60,7 +60,11 @@ impl SuperviseArgs {
         Ok(Overrides {
             policy: flag(&self.restart, "--restart", str::parse)?,
             delay: flag(&self.restart_delay, "--restart-delay", parse_duration)?,
-            max_delay: flag(&self.restart_max_delay, "--restart-max-delay", parse_duration)?,
+            max_delay: flag(
+                &self.restart_max_delay,
+                "--restart-max-delay",
+                parse_duration,
+            )?,
             reset_after: flag(
                 &self.restart_reset_after,
                 "--restart-reset-after",
@@ -74,7 +78,8 @@ impl SuperviseArgs {
     fn log_config(&self) -> harun_supervisor::Result<LogConfig> {
         let mut config = LogConfig::default();
         if let Some(size) = &self.log_max_size {
-            config.max_size = logs::parse_size(size).map_err(|e| e.with_origin("--log-max-size"))?;
+            config.max_size =
+                logs::parse_size(size).map_err(|e| e.with_origin("--log-max-size"))?;
         }
         if let Some(n) = &self.log_max_files {
             config.max_files =

@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use harun_runtime::container;
@@ -21,7 +20,7 @@ use serde_json::{json, Value};
 use crate::events::{self, rfc3339_ms, EVENTS_FILE};
 use crate::follow::{self, Rotating};
 use crate::logs::{self, LOG_FILE};
-use crate::persist::{Mode, Phase, Record, Store};
+use crate::persist::{Mode, Phase, Record, Store, SUPERVISE_DIR};
 use crate::policy::ExitStatus;
 
 /// How long past its stop timeout a supervisor may take to finish (poststop hooks, the
@@ -187,6 +186,13 @@ fn stop_unsupervised(root: &StateRoot, id: &str, timeout: Option<Duration>) -> R
 /// supervisor first (only with `--force` while supervision goes on), then the container and
 /// its supervision (record, events, logs) are removed. Returns poststop hook warnings.
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+    if id == SUPERVISE_DIR {
+        // It looks like a container dir to the runtime; deleting it would drop every
+        // container's supervision.
+        return Err(Error::InvalidArgument(format!(
+            "`{id}` is harun's supervision directory, not a container"
+        )));
+    }
     let Some(s) = find(root, id)? else {
         return container::delete(root, id, force);
     };
@@ -373,9 +379,4 @@ fn not_supervised(root: &StateRoot, id: &str, what: &str) -> Error {
         )),
         Err(e) => e,
     }
-}
-
-/// Paths a test or a user may want: the supervision dir of `id`.
-pub fn supervision_dir(root: &StateRoot, id: &str) -> Result<PathBuf> {
-    Ok(Store::at(root, id)?.dir().to_path_buf())
 }

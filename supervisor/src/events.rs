@@ -168,11 +168,7 @@ impl fmt::Display for Event {
                 let status = self.status_text().unwrap_or_else(|| "exited".into());
                 write!(f, "{status}")?;
                 match self.ran_for_ms {
-                    Some(ms) => write!(
-                        f,
-                        " after {}",
-                        format_duration(Duration::from_millis(ms))
-                    ),
+                    Some(ms) => write!(f, " after {}", format_duration(Duration::from_millis(ms))),
                     None => Ok(()),
                 }
             }
@@ -314,9 +310,13 @@ mod tests {
             r#"{"time":"2026-11-22T03:04:05.123Z","timeMs":1795316645123,"id":"web","event":"exited","code":1,"ranForMs":12}"#
         );
         let r = Event::new("web", Kind::Restarting, 5).delay(Duration::from_millis(200), 2);
-        assert!(r.to_json().ends_with(r#""event":"restarting","delayMs":200,"restartCount":2}"#));
+        assert!(r
+            .to_json()
+            .ends_with(r#""event":"restarting","delayMs":200,"restartCount":2}"#));
         let k = Event::new("w", Kind::StartFailed, 5).reason("boom");
-        assert!(k.to_json().ends_with(r#""event":"start-failed","reason":"boom"}"#));
+        assert!(k
+            .to_json()
+            .ends_with(r#""event":"start-failed","reason":"boom"}"#));
         assert_eq!(parse(format!("{}\n", e.to_json()).as_bytes()), vec![e]);
     }
 
@@ -350,7 +350,10 @@ mod tests {
             ),
         ];
         for (event, want) in cases {
-            assert_eq!(event.to_string(), format!("2026-11-22T03:04:05.123Z w: {want}"));
+            assert_eq!(
+                event.to_string(),
+                format!("2026-11-22T03:04:05.123Z w: {want}")
+            );
         }
     }
 

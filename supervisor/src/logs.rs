@@ -194,12 +194,15 @@ fn rename_if_exists(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Reads what the (non-blocking) pipe holds into the log. Returns false at end of file
-/// (every writer closed it).
+/// (every writer closed it). Output the log cannot take (a full file system) is dropped:
+/// the pipe must keep draining, or the container would block on its next write.
 pub fn pump(pipe: &mut File, log: &mut RotatingLog, buf: &mut [u8]) -> Result<bool> {
     loop {
         match pipe.read(buf) {
             Ok(0) => return Ok(false),
-            Ok(n) => log.write(&buf[..n])?,
+            Ok(n) => {
+                let _ = log.write(&buf[..n]);
+            }
             Err(e) if e.kind() == IoKind::WouldBlock => return Ok(true),
             Err(e) if e.kind() == IoKind::Interrupted => {}
             Err(e) => return Err(Error::io("read", "container output pipe")(e)),
@@ -214,7 +217,11 @@ pub fn files(store: &Store) -> Vec<PathBuf> {
             entries
                 .filter_map(|e| {
                     let name = e.ok()?.file_name().into_string().ok()?;
-                    let n = name.strip_prefix(LOG_FILE)?.strip_prefix('.')?.parse().ok()?;
+                    let n = name
+                        .strip_prefix(LOG_FILE)?
+                        .strip_prefix('.')?
+                        .parse()
+                        .ok()?;
                     Some((n, store.file(&name)))
                 })
                 .collect()
@@ -338,7 +345,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["container.log", "container.log.1", "container.log.2"]);
+        assert_eq!(
+            names,
+            ["container.log", "container.log.1", "container.log.2"]
+        );
         let mut kept = Vec::new();
         for name in ["container.log.2", "container.log.1", "container.log"] {
             let bytes = fs::read(dir.join(name)).unwrap();

@@ -152,8 +152,8 @@ impl Store {
         let request = StopRequest {
             timeout_ms: timeout.map(millis),
         };
-        let data = serde_json::to_vec(&request)
-            .map_err(|e| Error::spec("stop request", e.to_string()))?;
+        let data =
+            serde_json::to_vec(&request).map_err(|e| Error::spec("stop request", e.to_string()))?;
         write_atomic(&self.dir, STOP_REQUEST_FILE, &data)
     }
 
@@ -476,10 +476,8 @@ mod tests {
 
     impl TempRoot {
         fn new(name: &str) -> TempRoot {
-            let p = std::env::temp_dir().join(format!(
-                "harun-persist-test-{name}-{}",
-                std::process::id()
-            ));
+            let p = std::env::temp_dir()
+                .join(format!("harun-persist-test-{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&p);
             TempRoot(p)
         }
@@ -520,7 +518,10 @@ mod tests {
         assert!(root.path().join(SUPERVISE_DIR).is_dir(), "b is still there");
         b.remove().unwrap();
         b.remove().unwrap(); // twice is fine
-        assert!(!root.path().join(SUPERVISE_DIR).exists(), "empty parent removed");
+        assert!(
+            !root.path().join(SUPERVISE_DIR).exists(),
+            "empty parent removed"
+        );
         assert!(Store::ids(&root).is_empty());
     }
 

@@ -487,11 +487,10 @@ impl<'r> Unit<'r> {
                 self.watch.unwatch(pipe.as_fd());
                 self.output = None;
             }
-            Err(e) => {
-                // Keep supervising without a log rather than spin on a broken one.
+            Err(_) => {
+                // The pipe itself broke: keep supervising without a log rather than spin.
                 self.watch.unwatch(pipe.as_fd());
                 self.output = None;
-                self.emit(self.event(Kind::StartFailed).reason(format!("log: {e}")));
             }
         }
     }

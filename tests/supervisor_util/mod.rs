@@ -80,7 +80,9 @@ pub fn wait_final(h: &Harun, id: &str) -> Vec<Value> {
 
 /// Waits until `n` `started` events are recorded.
 pub fn wait_starts(h: &Harun, id: &str, n: usize) -> Vec<Value> {
-    wait_events(h, id, &format!("{n} starts"), |ev| of_kind(ev, "started").len() >= n)
+    wait_events(h, id, &format!("{n} starts"), |ev| {
+        of_kind(ev, "started").len() >= n
+    })
 }
 
 /// `harun inspect ID` as JSON.

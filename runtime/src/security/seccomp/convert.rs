@@ -182,7 +182,9 @@ fn rules(args: &[LinuxSeccompArg], field: &str) -> Result<Vec<SeccompRule>> {
         return Ok(Vec::new());
     }
     let mut seen = [false; ARGS];
-    let repeated = args.iter().any(|a| std::mem::replace(&mut seen[a.index()], true));
+    let repeated = args
+        .iter()
+        .any(|a| std::mem::replace(&mut seen[a.index()], true));
     let groups: Vec<Vec<SeccompCondition>> = if repeated {
         conds.into_iter().map(|c| vec![c]).collect()
     } else {
@@ -190,7 +192,9 @@ fn rules(args: &[LinuxSeccompArg], field: &str) -> Result<Vec<SeccompRule>> {
     };
     groups
         .into_iter()
-        .map(|g| SeccompRule::new(g).map_err(|e| Error::spec(format!("{field}.args"), e.to_string())))
+        .map(|g| {
+            SeccompRule::new(g).map_err(|e| Error::spec(format!("{field}.args"), e.to_string()))
+        })
         .collect()
 }
 
@@ -310,10 +314,18 @@ mod tests {
     fn bad_actions_name_the_field() {
         use LinuxSeccompAction as A;
         let table = [
-            (A::ScmpActNotify, None, "f: SCMP_ACT_NOTIFY (seccomp user notification): not supported"),
+            (
+                A::ScmpActNotify,
+                None,
+                "f: SCMP_ACT_NOTIFY (seccomp user notification): not supported",
+            ),
             (A::ScmpActErrno, Some(4096), "r: 4096 is above 4095"),
             (A::ScmpActTrace, Some(65536), "r: 65536 is above 65535"),
-            (A::ScmpActAllow, Some(1), "r: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one, not SCMP_ACT_ALLOW"),
+            (
+                A::ScmpActAllow,
+                Some(1),
+                "r: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one, not SCMP_ACT_ALLOW",
+            ),
         ];
         for (act, ret, want) in table {
             let err = action(act, ret, "f", "r").unwrap_err().to_string();
@@ -331,8 +343,20 @@ mod tests {
             (O::ScmpCmpEq, 5, Some(9), SeccompCmpOp::Eq, 5),
             (O::ScmpCmpGe, 5, None, SeccompCmpOp::Ge, 5),
             (O::ScmpCmpGt, u64::MAX, None, SeccompCmpOp::Gt, u64::MAX),
-            (O::ScmpCmpMaskedEq, 0x7e02_0000, Some(0), SeccompCmpOp::MaskedEq(0x7e02_0000), 0),
-            (O::ScmpCmpMaskedEq, 0xf0, None, SeccompCmpOp::MaskedEq(0xf0), 0),
+            (
+                O::ScmpCmpMaskedEq,
+                0x7e02_0000,
+                Some(0),
+                SeccompCmpOp::MaskedEq(0x7e02_0000),
+                0,
+            ),
+            (
+                O::ScmpCmpMaskedEq,
+                0xf0,
+                None,
+                SeccompCmpOp::MaskedEq(0xf0),
+                0,
+            ),
         ];
         for (op, value, two, want_op, want_value) in table {
             let arg: LinuxSeccompArg = serde_json::from_value(
@@ -380,8 +404,14 @@ mod tests {
         assert_eq!(
             kill.rules,
             vec![
-                (SeccompRule::new(vec![eq(1, 9)]).unwrap(), SeccompAction::Errno(1)),
-                (SeccompRule::new(vec![eq(1, 15)]).unwrap(), SeccompAction::Errno(1)),
+                (
+                    SeccompRule::new(vec![eq(1, 9)]).unwrap(),
+                    SeccompAction::Errno(1)
+                ),
+                (
+                    SeccompRule::new(vec![eq(1, 15)]).unwrap(),
+                    SeccompAction::Errno(1)
+                ),
             ]
         );
         assert_eq!(kill.fallback, None);
@@ -411,7 +441,10 @@ mod tests {
                 | libc::SECCOMP_FILTER_FLAG_TSYNC
         );
         assert_eq!(p.chains.len(), 3);
-        assert_eq!(p.chains[&nr("read")].fallback, Some((SeccompAction::Allow, 0)));
+        assert_eq!(
+            p.chains[&nr("read")].fallback,
+            Some((SeccompAction::Allow, 0))
+        );
         let pers = &p.chains[&nr("personality")];
         assert_eq!(pers.fallback, Some((SeccompAction::Log, 2)));
         assert_eq!(pers.rules.len(), 1);
@@ -430,7 +463,10 @@ mod tests {
         let arm = plan(&seccomp(v), Target::Aarch64).unwrap();
         assert_eq!(
             x86.chains.keys().copied().collect::<Vec<_>>(),
-            [i64::from(libc_nr_x86("mkdir")), i64::from(libc_nr_x86("mkdirat"))]
+            [
+                i64::from(libc_nr_x86("mkdir")),
+                i64::from(libc_nr_x86("mkdirat"))
+            ]
         );
         assert_eq!(x86.notes.len(), 1, "{:?}", x86.notes);
         assert!(x86.notes[0].contains("does not name x86_64"));
@@ -524,6 +560,9 @@ mod tests {
             {"names": ["bpf"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["bpf"], "action": "SCMP_ACT_ALLOW"}]}))
         .unwrap();
-        assert_eq!(p.chains[&nr("bpf")].fallback, Some((SeccompAction::Allow, 0)));
+        assert_eq!(
+            p.chains[&nr("bpf")].fallback,
+            Some((SeccompAction::Allow, 0))
+        );
     }
 }

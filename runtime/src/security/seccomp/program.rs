@@ -163,7 +163,10 @@ pub mod interp {
             let op = u32::from(i.code) & 0xf0;
             match class {
                 libc::BPF_LD => {
-                    assert_eq!(u32::from(i.code), libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
+                    assert_eq!(
+                        u32::from(i.code),
+                        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS
+                    );
                     assert_eq!(i.k % 4, 0);
                     a = data[(i.k / 4) as usize];
                 }
@@ -342,8 +345,10 @@ mod tests {
             let syscalls: Vec<_> = names
                 .iter()
                 .enumerate()
-                .map(|(i, n)| json!({"names": [n], "action": "SCMP_ACT_ERRNO",
-                                     "errnoRet": (i % 4000) + 1}))
+                .map(|(i, n)| {
+                    json!({"names": [n], "action": "SCMP_ACT_ERRNO",
+                                     "errnoRet": (i % 4000) + 1})
+                })
                 .collect();
             let prog = compile(
                 json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": syscalls}),
@@ -379,7 +384,10 @@ mod tests {
             t,
         );
         assert!(other.len() > empty.len());
-        assert_eq!(run(&other, t.audit_arch(), nr(t, "mkdir"), [0; 6]), errno(2));
+        assert_eq!(
+            run(&other, t.audit_arch(), nr(t, "mkdir"), [0; 6]),
+            errno(2)
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ const ENOSYS: u32 = 0x0005_0026;
 fn docker_default_profile_compiles_and_decides_like_docker() {
     for t in [Target::X86_64, Target::Aarch64] {
         let f = Filter::compile_for(&docker_default(), t).unwrap();
-        assert!(f.len() < MAX_INSTRUCTIONS, "{t:?}: {} instructions", f.len());
+        assert!(
+            f.len() < MAX_INSTRUCTIONS,
+            "{t:?}: {} instructions",
+            f.len()
+        );
         let v = |name: &str, args: [u64; 6]| {
             let nr = t.syscall(name).unwrap_or_else(|| panic!("{name} on {t:?}"));
             run(&f.program, t.audit_arch(), nr as u32, args)
@@ -64,7 +68,9 @@ fn docker_default_profile_compiles_and_decides_like_docker() {
         }
         // 32-bit names and the other architecture's are skipped, with a note each.
         assert!(
-            f.notes().iter().any(|n| n.contains("`chown32` is not a syscall")),
+            f.notes()
+                .iter()
+                .any(|n| n.contains("`chown32` is not a syscall")),
             "{:?}",
             f.notes()
         );
@@ -105,6 +111,28 @@ fn docker_default_profile_compiles_fast() {
 }
 
 #[test]
+fn architecture_names_mean_the_target() {
+    let native = Target::native().unwrap();
+    assert!(native.is(Arch::ScmpArchNative));
+    assert!(Target::X86_64.is(Arch::ScmpArchX86_64));
+    assert!(Target::Aarch64.is(Arch::ScmpArchAarch64));
+    for other in [Arch::ScmpArchX86, Arch::ScmpArchX32, Arch::ScmpArchArm] {
+        assert!(
+            !Target::X86_64.is(other) && !Target::Aarch64.is(other),
+            "{other}"
+        );
+    }
+    // No note when the profile names the native architecture either way.
+    for name in ["SCMP_ARCH_NATIVE", &native.arch().to_string()] {
+        let f = Filter::compile(&profile(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [name]}),
+        ))
+        .unwrap();
+        assert!(f.notes().is_empty(), "{name}: {:?}", f.notes());
+    }
+}
+
+#[test]
 fn from_spec_without_seccomp_is_none() {
     let spec = crate::spec::example().unwrap();
     assert!(Filter::from_spec(&spec).unwrap().is_none());
@@ -115,9 +143,11 @@ fn validate_reports_bad_profiles() {
     assert!(validate(&docker_default()).is_ok());
     let err = validate(&profile(json!({"defaultAction": "SCMP_ACT_NOTIFY"}))).unwrap_err();
     assert_eq!(err.kind(), crate::ErrorKind::Unsupported);
-    let err = validate(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+    let err = validate(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [
-            {"index": 9, "value": 0, "op": "SCMP_CMP_EQ"}]}]})))
+            {"index": 9, "value": 0, "op": "SCMP_CMP_EQ"}]}]}),
+    ))
     .unwrap_err();
     assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
 }
@@ -127,11 +157,16 @@ fn features_list_what_compiles() {
     let f = features();
     assert_eq!(f["enabled"], true);
     let native = Target::native().unwrap();
-    assert_eq!(f["archs"], json!([serde_json::to_value(native.arch()).unwrap()]));
+    assert_eq!(
+        f["archs"],
+        json!([serde_json::to_value(native.arch()).unwrap()])
+    );
     // Every action and operator listed is accepted by the compiler.
     for a in f["actions"].as_array().unwrap() {
-        let p = profile(json!({"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [
-            {"names": ["read"], "action": a}]}));
+        let p = profile(
+            json!({"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [
+            {"names": ["read"], "action": a}]}),
+        );
         assert!(Filter::compile(&p).is_ok(), "{a}");
     }
     for op in f["operators"].as_array().unwrap() {
