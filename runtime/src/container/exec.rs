@@ -173,6 +173,7 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
             channel: &theirs,
             console: console_theirs.as_ref(),
             seccomp: seccomp.as_ref(),
+            cgroup: st.cgroup.as_ref().map(|c| c.path.as_path()),
         }),
         Forked::Parent { pid, .. } => {
             drop(theirs);
@@ -194,28 +195,29 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
     }
 }
 
-/// Reap the joiner, learn the process's pid, and wait until it has exec'd (EOF) or failed.
+/// Read until both the joiner and the process have closed the channel (the joiner exits, the
+/// process execs or dies): the joiner's Pid and the process's Error can come in either order.
+/// Reap the joiner, and the process too when it failed.
 fn follow_joiner(ch: &channel::Channel, joiner: i32) -> Result<(i32, PidFd)> {
-    let first: Option<FromJoiner> = ch.recv()?;
-    let _ = waitpid(Pid::from_raw(joiner), None);
-    let pid = match first {
-        Some(FromJoiner::Pid(pid)) => pid,
-        Some(FromJoiner::Error(m)) => return Err(Error::Init(m)),
-        None => {
-            return Err(Error::Init(
-                "the joining process exited without a word".into(),
-            ))
+    let (mut pid, mut error) = (None, None);
+    while let Some(msg) = ch.recv::<FromJoiner>()? {
+        match msg {
+            FromJoiner::Pid(p) => pid = Some(p),
+            FromJoiner::Error(m) => error = error.or(Some(m)),
         }
-    };
-    // It is our child (CLONE_PARENT) and unreaped, so the pid cannot be reused meanwhile.
-    let pidfd = open_child_pidfd(pid)?;
-    match ch.recv::<FromJoiner>()? {
-        None => Ok((pid, pidfd)),
-        Some(FromJoiner::Error(m)) => {
-            let _ = waitpid(Pid::from_raw(pid), None);
+    }
+    let _ = waitpid(Pid::from_raw(joiner), None);
+    match (pid, error) {
+        (Some(p), None) => Ok((p, open_child_pidfd(p)?)),
+        (Some(p), Some(m)) => {
+            // Our child (CLONE_PARENT): reap it, or it lingers as a zombie in the container.
+            let _ = waitpid(Pid::from_raw(p), None);
             Err(Error::Init(m))
         }
-        Some(other) => Err(Error::Init(format!("unexpected message {other:?}"))),
+        (None, Some(m)) => Err(Error::Init(m)),
+        (None, None) => Err(Error::Init(
+            "the joining process exited without a word".into(),
+        )),
     }
 }
 

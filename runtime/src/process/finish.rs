@@ -14,8 +14,11 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
-use nix::unistd::{chdir, execve};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, execve, fchdir};
 use oci_spec::runtime::Process;
 
 use crate::security::seccomp::Filter;
@@ -33,12 +36,7 @@ pub fn apply_credentials(process: &Process, seccomp: Option<&Filter>) -> Result<
         filter.install()?;
     }
     user::apply(process.user())?;
-    chdir(process.cwd().as_path()).map_err(|e| {
-        Error::sys(format!(
-            "chdir to process.cwd `{}`",
-            process.cwd().display()
-        ))(e)
-    })?;
+    enter_cwd(process.cwd())?;
     if no_new_privs(process) {
         user::set_no_new_privileges()?;
     }
@@ -140,6 +138,60 @@ fn reset_signals() -> Result<()> {
         // SAFETY: installing SIG_DFL for a valid signal number; failures (for signals the
         // kernel reserves) are harmless.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    Ok(())
+}
+
+/// chdir into `cwd` inside the container's root without ever leaving it (CVE-2024-21626
+/// class): symlinks resolve inside the root, magic links (/proc/self/fd/N, /proc/PID/cwd,
+/// which could name a host directory) are refused, and the result is checked with getcwd.
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    let what = || format!("enter process.cwd `{}`", cwd.display());
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys(what())(e))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let dir = match openat2(&root, cwd, how) {
+        Ok(fd) => fd,
+        // Kernels without openat2 (< 5.6): a plain chdir, checked below.
+        Err(Errno::ENOSYS) => {
+            chdir(cwd).map_err(|e| Error::sys(what())(e))?;
+            return check_cwd_inside(cwd);
+        }
+        Err(e) => return Err(Error::sys(what())(e)),
+    };
+    fchdir(&dir).map_err(|e| Error::sys(what())(e))?;
+    check_cwd_inside(cwd)
+}
+
+/// A cwd outside the root reads back as "(unreachable)/..." or fails: refuse either.
+fn check_cwd_inside(cwd: &Path) -> Result<()> {
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(Error::spec(
+            "process.cwd",
+            format!("`{}` leads outside the container", cwd.display()),
+        )),
+    }
+}
+
+/// Close (really close, not only on exec) every fd from `first` up except those in `keep`:
+/// fds the caller of harun leaked must be gone before any path lookup in the container.
+pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(Error::io("read", "/proc/self/fd"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd: &RawFd| *fd >= first && !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: closing fds nothing in this process refers to any more (the listing's own
+        // dir fd is closed already; anything else left is a leaked caller fd).
+        unsafe { libc::close(fd) };
     }
     Ok(())
 }

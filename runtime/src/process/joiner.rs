@@ -11,7 +11,8 @@
 //! no window with half the namespaces joined and no /proc path to race on.
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use nix::sched::{setns, CloneFlags};
 use oci_spec::runtime::Process;
@@ -21,7 +22,7 @@ use super::channel::Channel;
 use super::clone::{clone_pidfd_parent, Forked};
 use super::finish::{self, Exec};
 use crate::security::seccomp::Filter;
-use crate::{console, security, Error, Result};
+use crate::{cgroups, console, security, Error, Result};
 
 /// Messages from the joiner and the process to harun.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,8 @@ pub struct JoinArgs<'a> {
     pub console: Option<&'a OwnedFd>,
     /// The container's seccomp filter, compiled by harun before the clone.
     pub seccomp: Option<&'a Filter>,
+    /// The container's cgroup directory, joined before the namespaces.
+    pub cgroup: Option<&'a Path>,
 }
 
 /// The joiner: never returns.
@@ -59,6 +62,21 @@ pub fn run(a: JoinArgs<'_>) -> ! {
 }
 
 fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
+    // Fds harun's caller leaked (beyond the preserved ones) never reach the container.
+    let keep: Vec<RawFd> = [
+        Some(a.channel.as_raw_fd()),
+        a.console.map(|c| c.as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain([a.init_pidfd.as_raw_fd()])
+    .collect();
+    finish::close_fds_except(3 + a.preserve_fds as RawFd, &keep)?;
+    // Join the cgroup while still in harun's cgroup namespace (moving a process across a
+    // cgroup namespace root is refused); the process inherits it.
+    if let Some(path) = a.cgroup {
+        cgroups::join(path, std::process::id() as i32)?;
+    }
     setns(a.init_pidfd.as_fd(), a.namespaces).map_err(Error::sys(
         "join the container's namespaces (setns on the init's pidfd)",
     ))?;
