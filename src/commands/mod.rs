@@ -30,6 +30,13 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
             "--systemd-cgroup (harun manages cgroups itself, through cgroupfs)".into(),
         ));
     }
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        // Before any process can enter a container (CVE-2019-5736); may re-exec harun.
+        harun_runtime::exe_guard::ensure_readonly_exe()?;
+    }
     let root = StateRoot::new(&cli.global.root);
     log.debug(&format!(
         "root {}: {:?}",
