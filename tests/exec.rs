@@ -282,7 +282,7 @@ fn exec_detach_writes_the_pid_of_a_process_inside_the_container() {
     assert!(p.is_alive(), "pid {pid} from the pid file is not alive");
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert_eq!(
-        cmdline, b"sleep\0500\0",
+        cmdline, b"sleep\x00500\x00",
         "the pid file names another process"
     );
     for ns in ["pid", "mnt", "net", "uts", "ipc", "cgroup"] {
@@ -309,7 +309,7 @@ fn exec_detach_writes_the_pid_of_a_process_inside_the_container() {
     let seen = h
         .exec(&["exec", &id, "cat", &format!("/proc/{}/cmdline", nspid[1])])
         .ok();
-    assert_eq!(seen.stdout.as_bytes(), b"sleep\0500\0");
+    assert_eq!(seen.stdout.as_bytes(), b"sleep\x00500\x00");
     // It dies with the container (its pid namespace goes with the init).
     delete_reaping(&h, &id, &[p]);
     h.assert_clean();

@@ -199,6 +199,9 @@ impl<'r> Unit<'r> {
                 // We cannot watch any more: stop the container rather than leave it
                 // unsupervised, and say why.
                 self.kill_now();
+                if let Some(init) = &self.init {
+                    let _ = init.wait_exit(Duration::from_secs(10));
+                }
                 let _ = self.reap();
                 self.finish(Phase::Stopped, format!("supervisor error: {e}"));
                 self.end.clone().ok_or(e)?
@@ -218,6 +221,9 @@ impl<'r> Unit<'r> {
                 return Ok(end.clone());
             }
             for wake in self.watch.wait()? {
+                if self.end.is_some() {
+                    break; // what else woke us in this round is moot now
+                }
                 match wake {
                     Wake::Signals => {
                         for signal in self.watch.take_signals() {
@@ -293,6 +299,9 @@ impl<'r> Unit<'r> {
     }
 
     fn on_signal(&mut self, signal: i32) -> Result<()> {
+        if self.end.is_some() {
+            return Ok(()); // supervision is over; the process is about to exit
+        }
         match Signal::try_from(signal) {
             Ok(Signal::SIGTERM | Signal::SIGINT) => {
                 // `harun stop` leaves its timeout next to the record; Ctrl-C has none.
