@@ -246,20 +246,8 @@ impl LockedDir {
 
     /// Write state.json: fresh temp file, fsync, rename over the real one.
     pub fn write(&self, state: &State) -> Result<()> {
-        let tmp = self.path.join(".state.json.tmp");
         let data = serde_json::to_vec(state).map_err(|e| Error::spec("state", e.to_string()))?;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(Error::io("create", &tmp))?;
-        f.write_all(&data).map_err(Error::io("write", &tmp))?;
-        f.sync_all().map_err(Error::io("fsync", &tmp))?;
-        let dst = self.path.join(STATE_FILE);
-        fs::rename(&tmp, &dst).map_err(Error::io("rename state file to", &dst))
+        replace_file(&self.path.join(STATE_FILE), &data, Durability::Fsync)
     }
 
     /// Remove the dir and everything in it (state, fifo, temp files).
@@ -272,8 +260,18 @@ impl LockedDir {
     }
 }
 
-/// Write a file atomically (temp in the same dir + rename), e.g. the `--pid-file`.
-pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
+/// Whether [`replace_file`] fsyncs before the rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// State that must survive a crash as a whole file (state.json, supervision records).
+    Fsync,
+    /// Files read only while the system runs (pid files): atomic, not synced.
+    Atomic,
+}
+
+/// Replace `path` atomically: a fresh temp file beside it (O_TRUNC, mode 0600), optionally
+/// fsynced, renamed over it. Readers see the old or the new file, never half of one.
+pub fn replace_file(path: &Path, data: &[u8], durability: Durability) -> Result<()> {
     let name = path.file_name().ok_or_else(|| {
         Error::InvalidArgument(format!("`{}` is not a file path", path.display()))
     })?;
@@ -281,11 +279,32 @@ pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
-    fs::write(&tmp, data).map_err(Error::io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(|e| {
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(Error::io("create", &tmp))
+        .and_then(|mut f| {
+            f.write_all(data).map_err(Error::io("write", &tmp))?;
+            if durability == Durability::Fsync {
+                f.sync_all().map_err(Error::io("fsync", &tmp))?;
+            }
+            Ok(())
+        });
+    let renamed =
+        written.and_then(|()| fs::rename(&tmp, path).map_err(Error::io("rename to", path)));
+    if renamed.is_err() {
         let _ = fs::remove_file(&tmp);
-        Error::io("rename to", path)(e)
-    })
+    }
+    renamed
+}
+
+/// Write a file atomically without fsync, e.g. the `--pid-file`.
+pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    replace_file(path, data, Durability::Atomic)
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ impl RotatingLog {
     }
 
     fn open_at(path: &Path, config: LogConfig) -> Result<RotatingLog> {
-        let file = open_append(path)?;
+        let file = open_append(path, 0o640)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(RotatingLog {
             path: path.to_path_buf(),
@@ -157,17 +157,18 @@ impl RotatingLog {
             }
             rename_if_exists(&self.path, &numbered(1))?;
         }
-        self.file = open_append(&self.path)?;
+        self.file = open_append(&self.path, 0o640)?;
         self.size = 0;
         Ok(())
     }
 }
 
-fn open_append(path: &Path) -> Result<File> {
+/// Open `path` for appending (created with `mode`), close-on-exec.
+pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File> {
     OpenOptions::new()
         .append(true)
         .create(true)
-        .mode(0o640)
+        .mode(mode)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map_err(Error::io("open", path))

@@ -18,13 +18,13 @@
 //! The record is written like state.json: fresh temp file, fsync, rename; readers take no
 //! lock and see the old or the new record, never half of one.
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{ErrorKind as IoKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder};
+use std::io::ErrorKind as IoKind;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harun_runtime::state::{validate_id, StateRoot};
+use harun_runtime::state::{replace_file, validate_id, Durability, StateRoot};
 use harun_runtime::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -174,21 +174,9 @@ struct StopRequest {
     timeout_ms: Option<u64>,
 }
 
-/// `dir/name` replaced atomically by `data` (temp file with O_TRUNC, fsync, rename).
+/// `dir/name` replaced atomically and durably by `data`.
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(Error::io("create", &tmp))?;
-    f.write_all(data).map_err(Error::io("write", &tmp))?;
-    f.sync_all().map_err(Error::io("fsync", &tmp))?;
-    let dst = dir.join(name);
-    fs::rename(&tmp, &dst).map_err(Error::io("rename to", &dst))
+    replace_file(&dir.join(name), data, Durability::Fsync)
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {
