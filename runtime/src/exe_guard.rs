@@ -24,7 +24,8 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 
 use crate::{Error, Result};
 
-/// Carries the caller's mount namespace fd across the re-exec.
+/// Carries `MNTNS_FD,CWD_FD` (the caller's mount namespace and working directory) across
+/// the re-exec.
 const ENV_HOST_MNTNS: &str = "_HARUN_RO_EXE_MNTNS";
 const SELF_EXE: &str = "/proc/self/exe";
 
@@ -68,6 +69,13 @@ fn reexec_through_readonly_bind() -> Result<()> {
         .map_err(Error::io("open", "/proc/self/ns/mnt"))?
         .into();
     clear_cloexec(&caller)?;
+    // setns() back into a mount namespace moves the cwd to its root: keep the real one.
+    let cwd: OwnedFd = nix::fcntl::open(
+        ".",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(Error::sys("open the working directory"))?;
     unshare(CloneFlags::CLONE_NEWNS).map_err(fail("unshare a mount namespace"))?;
     mount(
         None::<&str>,
@@ -93,10 +101,10 @@ fn reexec_through_readonly_bind() -> Result<()> {
         None::<&str>,
     )
     .map_err(fail("make the bind read-only"))?;
-    let fd = caller.into_raw_fd();
+    let fds = format!("{},{}", caller.into_raw_fd(), cwd.into_raw_fd());
     // SAFETY: the process is single-threaded (the caller guarantees it), so nothing reads
     // the environment concurrently.
-    unsafe { std::env::set_var(ENV_HOST_MNTNS, fd.to_string()) };
+    unsafe { std::env::set_var(ENV_HOST_MNTNS, fds) };
     let to_c = |s: OsString| {
         CString::new(s.into_vec()).map_err(|_| Error::InvalidArgument("NUL in argv".into()))
     };
@@ -106,18 +114,22 @@ fn reexec_through_readonly_bind() -> Result<()> {
     Err(fail("re-execute through the read-only bind")(e))
 }
 
-fn return_to_caller_mntns(fd: OsString) -> Result<()> {
+fn return_to_caller_mntns(fds: OsString) -> Result<()> {
     // SAFETY: as above, single-threaded.
     unsafe { std::env::remove_var(ENV_HOST_MNTNS) };
-    let raw: i32 = fd
-        .to_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::InvalidArgument(format!("bad {ENV_HOST_MNTNS}")))?;
-    // SAFETY: the fd was opened by this process before it re-executed itself, and handed
-    // down through the environment for exactly this use.
-    let ns = unsafe { OwnedFd::from_raw_fd(raw) };
+    let bad = || Error::InvalidArgument(format!("bad {ENV_HOST_MNTNS}"));
+    let text = fds.to_str().ok_or_else(bad)?;
+    let (ns, cwd) = text.split_once(',').ok_or_else(bad)?;
+    let (ns, cwd): (i32, i32) = (
+        ns.parse().map_err(|_| bad())?,
+        cwd.parse().map_err(|_| bad())?,
+    );
+    // SAFETY: both fds were opened by this process before it re-executed itself and handed
+    // down through the environment for exactly this use; nothing else owns them.
+    let (ns, cwd) = unsafe { (OwnedFd::from_raw_fd(ns), OwnedFd::from_raw_fd(cwd)) };
     setns(ns.as_fd(), CloneFlags::CLONE_NEWNS)
         .map_err(Error::sys("return to the caller's mount namespace"))?;
+    nix::unistd::fchdir(&cwd).map_err(Error::sys("return to the working directory"))?;
     Ok(())
 }
 
