@@ -76,7 +76,9 @@ fn parse_duration(text: &str) -> Option<Duration> {
         let n = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let value: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let secs = match &rest[..u] {
             "h" => 3600.0,
             "m" => 60.0,

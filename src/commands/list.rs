@@ -23,10 +23,14 @@ pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
     } else if format == ListFormat::Json {
         println!("{}", serde_json::Value::Array(states));
     } else {
-        let keys = ["id", "pid", "status", "bundle", "created", "owner", "restarts"];
+        let keys = [
+            "id", "pid", "status", "bundle", "created", "owner", "restarts",
+        ];
         let rows: Vec<[String; 7]> = states.iter().map(|s| keys.map(|k| field(s, k))).collect();
         print_table(
-            &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "RESTARTS"],
+            &[
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "RESTARTS",
+            ],
             &rows,
         );
     }

@@ -18,7 +18,11 @@ pub struct PsArgs {
     /// Container ID
     pub id: String,
     /// Options for ps(1) in table format (default: -ef)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PS_OPTIONS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PS_OPTIONS"
+    )]
     pub ps_options: Vec<String>,
 }
 
@@ -63,7 +67,10 @@ fn rows_of(text: &str, pids: &[i32]) -> Result<String> {
         .ok_or_else(|| Error::InvalidArgument("ps output has no PID column".into()))?;
     let mut out = format!("{header}\n");
     for line in lines {
-        let pid = line.split_whitespace().nth(column).and_then(|p| p.parse().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse().ok());
         if pid.is_some_and(|p: i32| pids.contains(&p)) {
             out.push_str(line);
             out.push('\n');

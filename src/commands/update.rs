@@ -200,9 +200,10 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let mut r: LinuxResources =
-            serde_json::from_str(r#"{"memory": {"limit": 1000, "swap": 5000}, "cpu": {"shares": 2}}"#)
-                .unwrap();
+        let mut r: LinuxResources = serde_json::from_str(
+            r#"{"memory": {"limit": 1000, "swap": 5000}, "cpu": {"shares": 2}}"#,
+        )
+        .unwrap();
         let a = UpdateArgs {
             resources: None,
             memory: Some("2k".into()),

@@ -90,9 +90,8 @@ impl Cgroup {
 
     /// The contents of `name`, which must exist.
     pub fn read(&self, name: &str) -> Result<String> {
-        self.read_opt(name)?.ok_or_else(|| {
-            Error::sys(format!("read `{}`", self.show(name)))(Errno::ENOENT)
-        })
+        self.read_opt(name)?
+            .ok_or_else(|| Error::sys(format!("read `{}`", self.show(name)))(Errno::ENOENT))
     }
 
     /// True when the file `name` exists in the cgroup.
@@ -154,12 +153,16 @@ impl Cgroup {
     }
 
     fn event(&self, key: &str) -> Result<Option<u64>> {
-        Ok(self.keyed("cgroup.events")?.and_then(|m| m.get(key).copied()))
+        Ok(self
+            .keyed("cgroup.events")?
+            .and_then(|m| m.get(key).copied()))
     }
 
     /// True when the cgroup is asked to be frozen (`cgroup.freeze` is 1).
     pub fn is_frozen(&self) -> Result<bool> {
-        Ok(self.read_opt("cgroup.freeze")?.is_some_and(|v| v.trim() == "1"))
+        Ok(self
+            .read_opt("cgroup.freeze")?
+            .is_some_and(|v| v.trim() == "1"))
     }
 
     /// Freeze every process in the cgroup; returns once the kernel reports them frozen.
@@ -234,7 +237,10 @@ impl Cgroup {
                 Ok(())
             }
             Err(Errno::ENOENT) => self.signal_each(Signal::SIGKILL),
-            Err(e) => Err(Error::sys(format!("write `1` to `{}`", self.show("cgroup.kill")))(e)),
+            Err(e) => Err(Error::sys(format!(
+                "write `1` to `{}`",
+                self.show("cgroup.kill")
+            ))(e)),
         }
     }
 

@@ -26,12 +26,19 @@ pub fn watch(
     let open = |name: &str| match cg.open_read(name) {
         Ok(fd) => Ok(Some(fd)),
         Err(e) if gone(&e) => Ok(None),
-        Err(e) => Err(Error::sys(format!("open `{}`", cg.path().join(name).display()))(e)),
+        Err(e) => Err(Error::sys(format!(
+            "open `{}`",
+            cg.path().join(name).display()
+        ))(e)),
     };
-    let Some(cgroup_events) = open("cgroup.events")? else { return Ok(()) };
+    let Some(cgroup_events) = open("cgroup.events")? else {
+        return Ok(());
+    };
     let memory_events = open("memory.events")?;
     let oom_kills = |fd: &OwnedFd| -> Option<u64> {
-        reread(fd).ok().map(|t| parse_keyed(&t).get("oom_kill").copied().unwrap_or(0))
+        reread(fd)
+            .ok()
+            .map(|t| parse_keyed(&t).get("oom_kill").copied().unwrap_or(0))
     };
     let mut seen_ooms = memory_events.as_ref().and_then(oom_kills).unwrap_or(0);
     let mut next = Instant::now();

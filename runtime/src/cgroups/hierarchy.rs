@@ -86,21 +86,34 @@ impl Hierarchy {
 
     /// The directory of container `id`'s cgroup for `cgroups_path`, and the parent harun owns
     /// when the path is the default.
-    pub fn locate(&self, cgroups_path: Option<&Path>, id: &str) -> Result<(PathBuf, Option<PathBuf>)> {
+    pub fn locate(
+        &self,
+        cgroups_path: Option<&Path>,
+        id: &str,
+    ) -> Result<(PathBuf, Option<PathBuf>)> {
         let path = cgroups_path.filter(|p| !p.as_os_str().is_empty());
         let Some(path) = path else {
             let parent = self.mount.join(DEFAULT_PARENT);
             return Ok((parent.join(id), Some(parent)));
         };
         let rel = clean(path)?;
-        let base = if path.is_absolute() { &self.mount } else { &self.own };
+        let base = if path.is_absolute() {
+            &self.mount
+        } else {
+            &self.own
+        };
         Ok((base.join(rel), None))
     }
 
     /// Make the cgroup at `dir` (from [`Hierarchy::locate`]) with every controller `plan`
     /// needs enabled down the tree; nothing is left behind on failure. An existing directory
     /// is used when it holds no process.
-    pub fn create(&self, dir: &Path, default_parent: Option<PathBuf>, plan: &Plan) -> Result<(Cgroup, Record)> {
+    pub fn create(
+        &self,
+        dir: &Path,
+        default_parent: Option<PathBuf>,
+        plan: &Plan,
+    ) -> Result<(Cgroup, Record)> {
         let rel = dir.strip_prefix(&self.mount).map_err(|_| {
             Error::InvalidArgument(format!(
                 "cgroup {} is outside the cgroup2 hierarchy at {}",
@@ -125,7 +138,8 @@ impl Hierarchy {
         };
         let record = Record {
             path: dir.to_path_buf(),
-            prune_to: default_parent.or_else(|| made.first().filter(|t| t.as_path() != dir).cloned()),
+            prune_to: default_parent
+                .or_else(|| made.first().filter(|t| t.as_path() != dir).cloned()),
         };
         let undo = |e: Error| {
             let _ = remove_made(&made);
@@ -171,13 +185,19 @@ impl Hierarchy {
 fn enable_in(dir: &Path, needed: &[(&str, &str)], extra: &[&str]) -> Result<()> {
     let cg = Cgroup::open(dir)?;
     let on = words(&cg.read("cgroup.subtree_control")?);
-    let missing: Vec<&(&str, &str)> = needed.iter().filter(|(c, _)| !on.iter().any(|o| o == c)).collect();
+    let missing: Vec<&(&str, &str)> = needed
+        .iter()
+        .filter(|(c, _)| !on.iter().any(|o| o == c))
+        .collect();
     if !missing.is_empty() {
         let value: Vec<String> = missing.iter().map(|(c, _)| format!("+{c}")).collect();
         let value = value.join(" ");
         if let Err(errno) = cg.write_raw("cgroup.subtree_control", &value) {
             let available = cg.controllers().unwrap_or_default();
-            if let Some((c, field)) = missing.iter().find(|(c, _)| !available.iter().any(|a| a == c)) {
+            if let Some((c, field)) = missing
+                .iter()
+                .find(|(c, _)| !available.iter().any(|a| a == c))
+            {
                 return Err(unavailable(c, field, dir, &available));
             }
             let hint = if errno == Errno::EBUSY {
@@ -239,7 +259,8 @@ impl Record {
     /// Write the record into the state dir `dir` ([`RECORD_FILE`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join(RECORD_FILE);
-        let data = serde_json::to_vec(self).map_err(|e| Error::spec("cgroup record", e.to_string()))?;
+        let data =
+            serde_json::to_vec(self).map_err(|e| Error::spec("cgroup record", e.to_string()))?;
         std::fs::write(&path, data).map_err(Error::io("write", &path))
     }
 
@@ -283,7 +304,7 @@ impl Record {
                 }
             }
             drop(cg);
-            rmdir_waiting(&self.path, deadline)?;
+            remove_tree(&self.path, deadline)?;
         }
         self.prune();
         Ok(())
@@ -306,6 +327,18 @@ impl Record {
             dir = d.parent();
         }
     }
+}
+
+/// rmdir a cgroup and the cgroups the container made below it, deepest first.
+fn remove_tree(path: &Path, deadline: Instant) -> Result<()> {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path(), deadline)?;
+            }
+        }
+    }
+    rmdir_waiting(path, deadline)
 }
 
 /// rmdir a cgroup; EBUSY while the last processes are being torn down, so retry until
@@ -341,7 +374,10 @@ fn clean(path: &Path) -> Result<PathBuf> {
     if out.as_os_str().is_empty() {
         return Err(Error::spec(
             "linux.cgroupsPath",
-            format!("`{}` names the root cgroup, which cannot hold a container", path.display()),
+            format!(
+                "`{}` names the root cgroup, which cannot hold a container",
+                path.display()
+            ),
         ));
     }
     Ok(out)
@@ -366,7 +402,10 @@ pub fn cgroup2_mount(mountinfo: &str) -> Option<(PathBuf, PathBuf)> {
         let mut f = left.split(' ');
         let root = f.nth(3)?;
         let mount_point = f.next()?;
-        Some((PathBuf::from(unescape(root)), PathBuf::from(unescape(mount_point))))
+        Some((
+            PathBuf::from(unescape(root)),
+            PathBuf::from(unescape(mount_point)),
+        ))
     })
 }
 
@@ -375,10 +414,15 @@ fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], oct) {
             (b'\\', Some(d)) => {
-                out.push(d.iter().fold(0u8, |a, c| a.wrapping_mul(8).wrapping_add(c - b'0')));
+                out.push(
+                    d.iter()
+                        .fold(0u8, |a, c| a.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
                 i += 4;
             }
             (c, _) => {
@@ -404,19 +448,27 @@ mod tests {
 
     #[test]
     fn finds_the_cgroup2_mount_and_own_cgroup() {
-        let hybrid = "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
+        let hybrid =
+            "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
                       41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         assert_eq!(
             cgroup2_mount(hybrid),
             Some(("/".into(), "/sys/fs/cgroup/unified".into()))
         );
-        let unified = "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(cgroup2_mount(unified), Some(("/".into(), "/sys/fs/cgroup".into())));
+        let unified =
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup2_mount(unified),
+            Some(("/".into(), "/sys/fs/cgroup".into()))
+        );
         let nested = "99 1 0:26 /a/b /x\\040y rw - cgroup2 none rw\n";
         assert_eq!(cgroup2_mount(nested), Some(("/a/b".into(), "/x y".into())));
         assert_eq!(cgroup2_mount("1 2 0:1 / / rw - ext4 /dev/sda rw\n"), None);
 
-        assert_eq!(own_cgroup("1:cpu:/\n0::/user.slice/x.scope\n").as_deref(), Some("/user.slice/x.scope"));
+        assert_eq!(
+            own_cgroup("1:cpu:/\n0::/user.slice/x.scope\n").as_deref(),
+            Some("/user.slice/x.scope")
+        );
         assert_eq!(own_cgroup("0::/\n").as_deref(), Some("/"));
         assert_eq!(own_cgroup("1:cpu:/\n"), None);
     }
@@ -430,7 +482,11 @@ mod tests {
             (Some("/pods/p1/c1"), "/cg/pods/p1/c1", None),
             (Some("/./pods//c1/"), "/cg/pods/c1", None),
             (Some("sub/c1"), "/cg/user/me/sub/c1", None),
-            (Some("machine.slice:harun:c1"), "/cg/user/me/machine.slice:harun:c1", None),
+            (
+                Some("machine.slice:harun:c1"),
+                "/cg/user/me/machine.slice:harun:c1",
+                None,
+            ),
         ];
         for (path, dir, parent) in cases {
             let (d, p) = h.locate(path.map(Path::new), "c1").unwrap();
@@ -439,7 +495,10 @@ mod tests {
         }
         for bad in ["/a/../b", "..", "a/..", "/", "/."] {
             let e = h.locate(Some(Path::new(bad)), "c1").unwrap_err();
-            assert!(e.to_string().starts_with("linux.cgroupsPath: "), "{bad}: {e}");
+            assert!(
+                e.to_string().starts_with("linux.cgroupsPath: "),
+                "{bad}: {e}"
+            );
             assert!(validate_path(Some(Path::new(bad))).is_err());
         }
     }
@@ -457,14 +516,23 @@ mod tests {
         let (dir, parent) = h.locate(None, "c1").unwrap();
         let (cg, record) = h.create(&dir, parent, &plan).unwrap();
         assert_eq!(cg.path(), fx.path().join("harun/c1"));
-        assert_eq!(record.prune_to.as_deref(), Some(fx.path().join("harun").as_path()));
+        assert_eq!(
+            record.prune_to.as_deref(),
+            Some(fx.path().join("harun").as_path())
+        );
         assert_eq!(fx.read("cgroup.subtree_control"), "+pids");
         assert_eq!(fx.read("harun/cgroup.subtree_control"), "+pids");
+        // A cgroup the container made inside its own goes too.
+        std::fs::create_dir_all(fx.path().join("harun/c1/nested/deeper")).unwrap();
         // harun/ still holds the fixture's files (as if another container were there).
         record.destroy(Duration::from_secs(1)).unwrap();
         assert!(!fx.path().join("harun/c1").exists());
         assert!(fx.path().join("harun").is_dir());
-        for f in ["cgroup.controllers", "cgroup.subtree_control", "cgroup.procs"] {
+        for f in [
+            "cgroup.controllers",
+            "cgroup.subtree_control",
+            "cgroup.procs",
+        ] {
             std::fs::remove_file(fx.path().join("harun").join(f)).unwrap();
         }
         record.destroy(Duration::from_secs(1)).unwrap();
@@ -501,9 +569,15 @@ mod tests {
         let h = Hierarchy::at(fx.path(), fx.path());
         let (dir, parent) = h.locate(Some(Path::new("/pods/p1/c3")), "c3").unwrap();
         let (_cg, record) = h.create(&dir, parent, &Plan::default()).unwrap();
-        assert_eq!(record.prune_to.as_deref(), Some(fx.path().join("pods/p1").as_path()));
+        assert_eq!(
+            record.prune_to.as_deref(),
+            Some(fx.path().join("pods/p1").as_path())
+        );
         record.destroy(Duration::from_secs(1)).unwrap();
         assert!(!fx.path().join("pods/p1").exists());
-        assert!(fx.path().join("pods").is_dir(), "a parent harun did not make was removed");
+        assert!(
+            fx.path().join("pods").is_dir(),
+            "a parent harun did not make was removed"
+        );
     }
 }

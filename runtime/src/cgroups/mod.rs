@@ -44,7 +44,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     hierarchy::validate_path(linux.and_then(|l| l.cgroups_path().as_deref()))?;
     let default = LinuxResources::default();
-    let r = linux.and_then(|l| l.resources().as_ref()).unwrap_or(&default);
+    let r = linux
+        .and_then(|l| l.resources().as_ref())
+        .unwrap_or(&default);
     resources::plan(r)?;
     devices::rules(r.devices().as_deref())?;
     Ok(())
@@ -66,7 +68,9 @@ pub fn setup(spec: &Spec, id: &str, state_dir: &Path) -> Result<Setup> {
     let h = Hierarchy::detect()?;
     let linux = spec.linux().as_ref();
     let default = LinuxResources::default();
-    let r = linux.and_then(|l| l.resources().as_ref()).unwrap_or(&default);
+    let r = linux
+        .and_then(|l| l.resources().as_ref())
+        .unwrap_or(&default);
     let plan = resources::plan(r)?;
     let rules = devices::rules(r.devices().as_deref())?;
     let path = linux.and_then(|l| l.cgroups_path().as_deref());

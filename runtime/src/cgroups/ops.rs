@@ -121,7 +121,11 @@ pub fn update(root: &StateRoot, id: &str, new: &LinuxResources) -> Result<()> {
 /// `checkBeforeUpdate`: refuse a memory limit below what the container uses now.
 fn check_usage(cg: &Cgroup, new: &LinuxResources, merged: &LinuxResources) -> Result<()> {
     let asked = new.memory().as_ref().and_then(|m| m.check_before_update()) == Some(true);
-    let limit = merged.memory().as_ref().and_then(|m| m.limit()).unwrap_or(0);
+    let limit = merged
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .unwrap_or(0);
     if !asked || limit <= 0 {
         return Ok(());
     }
@@ -141,7 +145,9 @@ fn check_usage(cg: &Cgroup, new: &LinuxResources, merged: &LinuxResources) -> Re
 /// Enable what the new plan needs down to the cgroup (a controller first asked for now).
 fn enable(rec: &Record, plan: &resources::Plan) -> Result<()> {
     let h = Hierarchy::detect()?;
-    let Ok(rel) = rec.path.strip_prefix(h.mount()) else { return Ok(()) };
+    let Ok(rel) = rec.path.strip_prefix(h.mount()) else {
+        return Ok(());
+    };
     let available = Cgroup::open(h.mount())?.controllers()?;
     h.enable(rel, plan, &available)
 }
@@ -192,16 +198,24 @@ pub fn merge(cur: &LinuxResources, new: &LinuxResources) -> LinuxResources {
         b.set_leaf_weight(n.leaf_weight().or(b.leaf_weight()));
         b.set_weight_device(n.weight_device().clone().or(b.weight_device().clone()));
         b.set_throttle_read_bps_device(
-            n.throttle_read_bps_device().clone().or(b.throttle_read_bps_device().clone()),
+            n.throttle_read_bps_device()
+                .clone()
+                .or(b.throttle_read_bps_device().clone()),
         );
         b.set_throttle_write_bps_device(
-            n.throttle_write_bps_device().clone().or(b.throttle_write_bps_device().clone()),
+            n.throttle_write_bps_device()
+                .clone()
+                .or(b.throttle_write_bps_device().clone()),
         );
         b.set_throttle_read_iops_device(
-            n.throttle_read_iops_device().clone().or(b.throttle_read_iops_device().clone()),
+            n.throttle_read_iops_device()
+                .clone()
+                .or(b.throttle_read_iops_device().clone()),
         );
         b.set_throttle_write_iops_device(
-            n.throttle_write_iops_device().clone().or(b.throttle_write_iops_device().clone()),
+            n.throttle_write_iops_device()
+                .clone()
+                .or(b.throttle_write_iops_device().clone()),
         );
         out.set_block_io(Some(b));
     }
@@ -245,13 +259,11 @@ mod tests {
                 "unified": {"memory.high": "1400"}, "blockIO": {"weight": 100}}"#,
         );
         let m = merge(&cur, &new);
-        let want = res(
-            r#"{"memory": {"limit": 1500, "swap": 2000},
+        let want = res(r#"{"memory": {"limit": 1500, "swap": 2000},
                 "cpu": {"shares": 512, "quota": 20000, "cpus": "0"},
                 "pids": {"limit": 10}, "blockIO": {"weight": 100},
                 "unified": {"memory.high": "1400", "pids.max": "9"},
-                "devices": [{"allow": false, "access": "rwm"}]}"#,
-        );
+                "devices": [{"allow": false, "access": "rwm"}]}"#);
         assert_eq!(m, want);
         // The merged whole is what gets validated and written.
         let plan = resources::plan(&m).unwrap();

@@ -102,17 +102,34 @@ pub fn plan(r: &LinuxResources) -> Result<Plan> {
 pub fn apply(cg: &Cgroup, plan: &Plan) -> Result<()> {
     check(cg, plan)?;
     for w in &plan.writes {
-        cg.write_raw(&w.file, &w.value).map_err(|errno| Error::Sys {
-            what: format!(
-                "{}: write `{}` to `{}`",
-                w.field,
-                w.value,
-                cg.path().join(&w.file).display()
-            ),
-            errno,
-        })?;
+        cg.write_raw(&w.file, &w.value)
+            .map_err(|errno| Error::Sys {
+                what: format!(
+                    "{}: write `{}` to `{}`{}",
+                    w.field,
+                    w.value,
+                    cg.path().join(&w.file).display(),
+                    hint(w, errno)
+                ),
+                errno,
+            })?;
     }
     Ok(())
+}
+
+/// What a user can do about a refused write the kernel explains only with an errno.
+fn hint(w: &Write, errno: nix::errno::Errno) -> &'static str {
+    match (w.file.as_str(), errno) {
+        ("io.weight", nix::errno::Errno::EOPNOTSUPP) => {
+            " (a per-device weight needs the io cost model enabled for that device in the \
+             root's io.cost.qos)"
+        }
+        ("io.max" | "io.weight", nix::errno::Errno::ENODEV) => " (no such block device)",
+        (f, nix::errno::Errno::EINVAL) if f.starts_with("cpuset.") => {
+            " (CPUs or memory nodes the parent cgroup does not have)"
+        }
+        _ => "",
+    }
 }
 
 /// Everything `plan` needs is there: its controllers are enabled in `cg` and each file
@@ -205,7 +222,11 @@ mod tests {
             ("io.max", "8:16 riops=100", Some("io")),
             ("io.max", "8:16 wiops=200", Some("io")),
             ("hugetlb.2MB.max", "4194304", Some("hugetlb")),
-            ("rdma.max", "mlx5_1 hca_handle=3 hca_object=10000", Some("rdma")),
+            (
+                "rdma.max",
+                "mlx5_1 hca_handle=3 hca_object=10000",
+                Some("rdma"),
+            ),
             ("cgroup.max.depth", "3", None),
             ("memory.high", "90000000", Some("memory")),
         ];
@@ -220,37 +241,68 @@ mod tests {
             ctrls,
             ["cpuset", "cpu", "memory", "pids", "io", "hugetlb", "rdma"]
         );
-        assert_eq!(p.controllers()[2], ("memory", "linux.resources.memory.swap"));
+        assert_eq!(
+            p.controllers()[2],
+            ("memory", "linux.resources.memory.swap")
+        );
     }
 
     #[test]
     fn nothing_set_is_an_empty_plan() {
         assert!(plan(&resources("{}")).unwrap().is_empty());
-        assert!(plan(&resources(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#))
-            .unwrap()
-            .is_empty());
-        assert!(plan(&resources(r#"{"memory": {}, "cpu": {}, "blockIO": {}}"#))
-            .unwrap()
-            .is_empty());
+        assert!(plan(&resources(
+            r#"{"devices": [{"allow": false, "access": "rwm"}]}"#
+        ))
+        .unwrap()
+        .is_empty());
+        assert!(
+            plan(&resources(r#"{"memory": {}, "cpu": {}, "blockIO": {}}"#))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn bad_values_name_their_field_before_anything_is_written() {
         let cases: &[(&str, &str)] = &[
-            (r#"{"memory": {"limit": -5}}"#, "linux.resources.memory.limit"),
-            (r#"{"memory": {"limit": 100, "swap": 50}}"#, "linux.resources.memory.swap"),
+            (
+                r#"{"memory": {"limit": -5}}"#,
+                "linux.resources.memory.limit",
+            ),
+            (
+                r#"{"memory": {"limit": 100, "swap": 50}}"#,
+                "linux.resources.memory.swap",
+            ),
             (r#"{"memory": {"swap": 50}}"#, "linux.resources.memory.swap"),
-            (r#"{"memory": {"swappiness": 10}}"#, "linux.resources.memory.swappiness"),
-            (r#"{"memory": {"disableOOMKiller": true}}"#, "linux.resources.memory.disableOOMKiller"),
-            (r#"{"memory": {"kernelTCP": 1000}}"#, "linux.resources.memory.kernelTCP"),
+            (
+                r#"{"memory": {"swappiness": 10}}"#,
+                "linux.resources.memory.swappiness",
+            ),
+            (
+                r#"{"memory": {"disableOOMKiller": true}}"#,
+                "linux.resources.memory.disableOOMKiller",
+            ),
+            (
+                r#"{"memory": {"kernelTCP": 1000}}"#,
+                "linux.resources.memory.kernelTCP",
+            ),
             (r#"{"cpu": {"period": 10}}"#, "linux.resources.cpu.period"),
             (r#"{"cpu": {"quota": 5}}"#, "linux.resources.cpu.quota"),
             (r#"{"cpu": {"idle": 2}}"#, "linux.resources.cpu.idle"),
-            (r#"{"cpu": {"realtimeRuntime": 100}}"#, "linux.resources.cpu.realtimeRuntime"),
+            (
+                r#"{"cpu": {"realtimeRuntime": 100}}"#,
+                "linux.resources.cpu.realtimeRuntime",
+            ),
             (r#"{"cpu": {"cpus": "0-x"}}"#, "linux.resources.cpu.cpus"),
             (r#"{"cpu": {"mems": "3-1"}}"#, "linux.resources.cpu.mems"),
-            (r#"{"blockIO": {"weight": 5}}"#, "linux.resources.blockIO.weight"),
-            (r#"{"blockIO": {"leafWeight": 50}}"#, "linux.resources.blockIO.leafWeight"),
+            (
+                r#"{"blockIO": {"weight": 5}}"#,
+                "linux.resources.blockIO.weight",
+            ),
+            (
+                r#"{"blockIO": {"leafWeight": 50}}"#,
+                "linux.resources.blockIO.leafWeight",
+            ),
             (
                 r#"{"blockIO": {"throttleReadBpsDevice": [{"major": -3, "minor": 0, "rate": 1}]}}"#,
                 "linux.resources.blockIO.throttleReadBpsDevice[0]",
@@ -259,8 +311,14 @@ mod tests {
                 r#"{"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}"#,
                 "linux.resources.hugepageLimits[0].pageSize",
             ),
-            (r#"{"rdma": {"a b": {"hcaHandles": 1}}}"#, "linux.resources.rdma"),
-            (r#"{"unified": {"../memory.max": "1"}}"#, "linux.resources.unified"),
+            (
+                r#"{"rdma": {"a b": {"hcaHandles": 1}}}"#,
+                "linux.resources.rdma",
+            ),
+            (
+                r#"{"unified": {"../memory.max": "1"}}"#,
+                "linux.resources.unified",
+            ),
             (r#"{"network": {"classID": 7}}"#, "linux.resources.network"),
         ];
         for (json, field) in cases {

@@ -39,13 +39,6 @@ impl Fixture {
         }
     }
 
-    /// Make empty files `names` in the cgroup `rel`.
-    pub fn files(&self, rel: &str, names: &[&str]) {
-        for n in names {
-            self.write(&format!("{rel}/{n}"), "");
-        }
-    }
-
     pub fn write(&self, rel: &str, content: &str) {
         let p = self.dir.join(rel.trim_start_matches('/'));
         fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));

@@ -157,9 +157,9 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
     }
 }
 
-/// Signal every process in the container: the init, and with a pid namespace of its own,
-/// every process in that namespace. (Containers sharing a pid namespace are tracked through
-/// their cgroup once harun manages cgroups.)
+/// Signal every process in the container: every process of its cgroup and below; for a
+/// state written before harun managed cgroups, the init and, with a pid namespace of its
+/// own, every process in that namespace.
 fn signal_all(st: &State, init: &PidFd, signal: i32) -> Result<()> {
     if let Some(c) = &st.cgroup {
         // Every process of the container, escaped double forks included.

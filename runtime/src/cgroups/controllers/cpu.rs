@@ -43,7 +43,11 @@ impl Controller for Cpu {
             );
         }
         if cpu.quota().is_some() || cpu.period().is_some() {
-            let f = if cpu.quota().is_some() { "quota" } else { "period" };
+            let f = if cpu.quota().is_some() {
+                "quota"
+            } else {
+                "period"
+            };
             plan.push(
                 Some("cpu"),
                 "cpu.max",
@@ -52,7 +56,12 @@ impl Controller for Cpu {
             );
         }
         if let Some(b) = cpu.burst() {
-            plan.push(Some("cpu"), "cpu.max.burst", b.to_string(), field("cpu", "burst"));
+            plan.push(
+                Some("cpu"),
+                "cpu.max.burst",
+                b.to_string(),
+                field("cpu", "burst"),
+            );
         }
         if let Some(i) = cpu.idle() {
             if !(0..=1).contains(&i) {

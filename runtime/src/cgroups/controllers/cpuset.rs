@@ -34,9 +34,7 @@ fn check_list(field: &str, list: &str) -> Result<()> {
     let number = |s: &str| !s.is_empty() && s.len() < 8 && s.bytes().all(|b| b.is_ascii_digit());
     let ok = list.split(',').all(|item| match item.split_once('-') {
         None => number(item),
-        Some((a, b)) => {
-            number(a) && number(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok()
-        }
+        Some((a, b)) => number(a) && number(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
     });
     if ok {
         Ok(())

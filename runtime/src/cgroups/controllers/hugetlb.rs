@@ -26,7 +26,12 @@ impl Controller for Hugetlb {
             let value = match h.limit() {
                 -1 => "max".to_string(),
                 l if l >= 0 => l.to_string(),
-                l => return Err(Error::spec(format!("{f}.limit"), format!("{l} is not a limit"))),
+                l => {
+                    return Err(Error::spec(
+                        format!("{f}.limit"),
+                        format!("{l} is not a limit"),
+                    ))
+                }
             };
             plan.push(Some("hugetlb"), format!("hugetlb.{size}.max"), value, f);
         }
@@ -39,7 +44,10 @@ fn page_size_ok(s: &str) -> bool {
     let Some(num) = ["KB", "MB", "GB"].iter().find_map(|u| s.strip_suffix(u)) else {
         return false;
     };
-    !num.is_empty() && !num.starts_with('0') && num.len() < 6 && num.bytes().all(|b| b.is_ascii_digit())
+    !num.is_empty()
+        && !num.starts_with('0')
+        && num.len() < 6
+        && num.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]

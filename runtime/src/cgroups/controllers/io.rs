@@ -44,10 +44,26 @@ impl Controller for Io {
             }
         }
         let throttles = [
-            ("throttleReadBpsDevice", "rbps", b.throttle_read_bps_device()),
-            ("throttleWriteBpsDevice", "wbps", b.throttle_write_bps_device()),
-            ("throttleReadIOPSDevice", "riops", b.throttle_read_iops_device()),
-            ("throttleWriteIOPSDevice", "wiops", b.throttle_write_iops_device()),
+            (
+                "throttleReadBpsDevice",
+                "rbps",
+                b.throttle_read_bps_device(),
+            ),
+            (
+                "throttleWriteBpsDevice",
+                "wbps",
+                b.throttle_write_bps_device(),
+            ),
+            (
+                "throttleReadIOPSDevice",
+                "riops",
+                b.throttle_read_iops_device(),
+            ),
+            (
+                "throttleWriteIOPSDevice",
+                "wiops",
+                b.throttle_write_iops_device(),
+            ),
         ];
         for (name, key, list) in throttles {
             for (i, t) in list.iter().flatten().enumerate() {

@@ -94,7 +94,11 @@ mod tests {
             assert_eq!(limit("f", *v).unwrap().as_deref(), *want, "{v}");
         }
         let e = limit("linux.resources.memory.limit", -2).unwrap_err();
-        assert!(e.to_string().starts_with("linux.resources.memory.limit: -2"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("linux.resources.memory.limit: -2"),
+            "{e}"
+        );
     }
 
     #[test]

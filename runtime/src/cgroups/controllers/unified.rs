@@ -19,7 +19,9 @@ impl Controller for Unified {
     }
 
     fn plan(&self, r: &LinuxResources, plan: &mut Plan) -> Result<()> {
-        let Some(map) = r.unified() else { return Ok(()) };
+        let Some(map) = r.unified() else {
+            return Ok(());
+        };
         let mut keys: Vec<&String> = map.keys().collect();
         keys.sort();
         for key in keys {
@@ -69,9 +71,20 @@ mod tests {
             assert_eq!(controller_of(key).unwrap(), *want, "{key}");
         }
         for bad in [
-            "", "memory", ".max", "memory.", "../memory.max", "memory/../x", "memory..max",
-            "a/b.c", "memory.max\n", "memory. max", "cgroup.procs", "cgroup.kill",
-            "cgroup.threads", "/memory.max",
+            "",
+            "memory",
+            ".max",
+            "memory.",
+            "../memory.max",
+            "memory/../x",
+            "memory..max",
+            "a/b.c",
+            "memory.max\n",
+            "memory. max",
+            "cgroup.procs",
+            "cgroup.kill",
+            "cgroup.threads",
+            "/memory.max",
         ] {
             assert!(controller_of(bad).is_err(), "{bad:?}");
         }

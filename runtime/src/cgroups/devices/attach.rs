@@ -117,7 +117,11 @@ pub fn load(insns: &[Insn]) -> Result<OwnedFd> {
                 what: format!(
                     "load the device cgroup BPF program ({} instructions){}",
                     insns.len(),
-                    if text.is_empty() { String::new() } else { format!(": {text}") }
+                    if text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {text}")
+                    }
                 ),
                 errno,
             })
@@ -134,9 +138,12 @@ pub fn attach(cg: &Cgroup, prog: &OwnedFd) -> Result<()> {
         attach_flags: BPF_F_ALLOW_MULTI,
         ..Default::default()
     };
-    bpf(BPF_PROG_ATTACH, &mut attr)
-        .map(drop)
-        .map_err(|e| Error::sys(format!("attach the device BPF program to `{}`", cg.path().display()))(e))
+    bpf(BPF_PROG_ATTACH, &mut attr).map(drop).map_err(|e| {
+        Error::sys(format!(
+            "attach the device BPF program to `{}`",
+            cg.path().display()
+        ))(e)
+    })
 }
 
 /// The ids of the device programs attached to `cg` itself.
@@ -150,7 +157,10 @@ pub fn attached(cg: &Cgroup) -> Result<Vec<u32>> {
         ..Default::default()
     };
     bpf(BPF_PROG_QUERY, &mut attr).map_err(|e| {
-        Error::sys(format!("query the device BPF programs of `{}`", cg.path().display()))(e)
+        Error::sys(format!(
+            "query the device BPF programs of `{}`",
+            cg.path().display()
+        ))(e)
     })?;
     ids.truncate(attr.prog_cnt as usize);
     Ok(ids)

@@ -172,10 +172,18 @@ pub(super) mod interp {
     use super::*;
 
     fn dst(i: &Insn) -> usize {
-        usize::from(if cfg!(target_endian = "little") { i.regs & 0xf } else { i.regs >> 4 })
+        usize::from(if cfg!(target_endian = "little") {
+            i.regs & 0xf
+        } else {
+            i.regs >> 4
+        })
     }
     fn src(i: &Insn) -> usize {
-        usize::from(if cfg!(target_endian = "little") { i.regs >> 4 } else { i.regs & 0xf })
+        usize::from(if cfg!(target_endian = "little") {
+            i.regs >> 4
+        } else {
+            i.regs & 0xf
+        })
     }
 
     /// The program's answer for (type number, major, minor, access); panics on anything the
@@ -265,7 +273,11 @@ mod tests {
                         let want = allows(rules, kind, major, minor, access);
                         let typ = kind.number().unwrap();
                         let got = interp::run(&prog, typ, major, minor, access);
-                        assert_eq!(got, u64::from(want), "{kind:?} {major}:{minor} access {access}");
+                        assert_eq!(
+                            got,
+                            u64::from(want),
+                            "{kind:?} {major}:{minor} access {access}"
+                        );
                     }
                 }
             }
@@ -310,11 +322,35 @@ mod tests {
     fn encodings() {
         let prog = program(&[]).unwrap();
         // r2 = *(u32 *)(r1 + 0)
-        assert_eq!(prog[0], Insn { code: 0x61, regs: 0x12, off: 0, imm: 0 });
+        assert_eq!(
+            prog[0],
+            Insn {
+                code: 0x61,
+                regs: 0x12,
+                off: 0,
+                imm: 0
+            }
+        );
         // The last two: w0 = 1; exit.
         let n = prog.len();
-        assert_eq!(prog[n - 2], Insn { code: 0xb4, regs: 0x00, off: 0, imm: 1 });
-        assert_eq!(prog[n - 1], Insn { code: 0x95, regs: 0x00, off: 0, imm: 0 });
+        assert_eq!(
+            prog[n - 2],
+            Insn {
+                code: 0xb4,
+                regs: 0x00,
+                off: 0,
+                imm: 1
+            }
+        );
+        assert_eq!(
+            prog[n - 1],
+            Insn {
+                code: 0x95,
+                regs: 0x00,
+                off: 0,
+                imm: 0
+            }
+        );
         assert_eq!(std::mem::size_of::<Insn>(), 8);
     }
 }

@@ -109,7 +109,10 @@ fn rule(field: &str, d: &LinuxDeviceCgroup) -> Result<Rule> {
         Some(other) => {
             return Err(Error::spec(
                 format!("{field}.type"),
-                format!("`{}` is not a cgroup device type (a, b or c)", other.as_str()),
+                format!(
+                    "`{}` is not a cgroup device type (a, b or c)",
+                    other.as_str()
+                ),
             ))
         }
     };
@@ -201,19 +204,19 @@ mod tests {
 
     /// (kind, major, minor, access, allowed) for runc's default config: deny all, defaults.
     pub(super) const DEFAULT_CASES: &[(Kind, u32, u32, u8, bool)] = &[
-        (Kind::Char, 1, 3, READ | WRITE, true),  // /dev/null
-        (Kind::Char, 1, 5, READ, true),          // /dev/zero
-        (Kind::Char, 1, 9, READ, true),          // /dev/urandom
-        (Kind::Char, 5, 0, READ | WRITE, true),  // /dev/tty
-        (Kind::Char, 136, 4, READ | WRITE, true), // /dev/pts/4
-        (Kind::Char, 5, 2, READ | WRITE, true),  // /dev/ptmx
+        (Kind::Char, 1, 3, READ | WRITE, true),    // /dev/null
+        (Kind::Char, 1, 5, READ, true),            // /dev/zero
+        (Kind::Char, 1, 9, READ, true),            // /dev/urandom
+        (Kind::Char, 5, 0, READ | WRITE, true),    // /dev/tty
+        (Kind::Char, 136, 4, READ | WRITE, true),  // /dev/pts/4
+        (Kind::Char, 5, 2, READ | WRITE, true),    // /dev/ptmx
         (Kind::Char, 10, 200, READ | WRITE, true), // /dev/net/tun
-        (Kind::Char, 7, 0, MKNOD, true),         // any char mknod
-        (Kind::Block, 8, 0, MKNOD, true),        // any block mknod
-        (Kind::Block, 8, 0, READ, false),        // /dev/sda
-        (Kind::Char, 1, 1, READ, false),         // /dev/mem
-        (Kind::Char, 1, 11, WRITE, false),       // /dev/kmsg
-        (Kind::Char, 5, 1, READ | WRITE, false), // /dev/console (not in runc's list)
+        (Kind::Char, 7, 0, MKNOD, true),           // any char mknod
+        (Kind::Block, 8, 0, MKNOD, true),          // any block mknod
+        (Kind::Block, 8, 0, READ, false),          // /dev/sda
+        (Kind::Char, 1, 1, READ, false),           // /dev/mem
+        (Kind::Char, 1, 11, WRITE, false),         // /dev/kmsg
+        (Kind::Char, 5, 1, READ | WRITE, false),   // /dev/console (not in runc's list)
         (Kind::Char, 1, 3, READ | WRITE | MKNOD, true),
         (Kind::Char, 10, 229, READ | WRITE, false), // /dev/fuse
     ];
@@ -223,7 +226,11 @@ mod tests {
         let r = spec_rules(r#"[{"allow": false, "access": "rwm"}]"#);
         assert_eq!(r.len(), 1 + DEFAULTS.len());
         for (kind, maj, min, acc, want) in DEFAULT_CASES {
-            assert_eq!(allows(&r, *kind, *maj, *min, *acc), *want, "{kind:?} {maj}:{min} {acc}");
+            assert_eq!(
+                allows(&r, *kind, *maj, *min, *acc),
+                *want,
+                "{kind:?} {maj}:{min} {acc}"
+            );
         }
         // No rules at all: the same (default deny).
         let none = rules(None).unwrap();
@@ -252,7 +259,11 @@ mod tests {
             (Kind::Char, 4, 1, READ | WRITE, false),
         ];
         for (kind, maj, min, acc, want) in cases {
-            assert_eq!(allows(&r, *kind, *maj, *min, *acc), *want, "{kind:?} {maj}:{min} {acc}");
+            assert_eq!(
+                allows(&r, *kind, *maj, *min, *acc),
+                *want,
+                "{kind:?} {maj}:{min} {acc}"
+            );
         }
         let r = spec_rules(
             r#"[{"allow": false, "access": "rwm"},
@@ -270,10 +281,22 @@ mod tests {
     #[test]
     fn bad_rules_name_their_field() {
         let cases: &[(&str, &str)] = &[
-            (r#"[{"allow": true, "type": "p"}]"#, "linux.resources.devices[0].type"),
-            (r#"[{"allow": true, "access": "rwx"}]"#, "linux.resources.devices[0].access"),
-            (r#"[{"allow": true}, {"allow": true, "major": -7}]"#, "linux.resources.devices[1].major"),
-            (r#"[{"allow": true, "minor": 4294967296}]"#, "linux.resources.devices[0].minor"),
+            (
+                r#"[{"allow": true, "type": "p"}]"#,
+                "linux.resources.devices[0].type",
+            ),
+            (
+                r#"[{"allow": true, "access": "rwx"}]"#,
+                "linux.resources.devices[0].access",
+            ),
+            (
+                r#"[{"allow": true}, {"allow": true, "major": -7}]"#,
+                "linux.resources.devices[1].major",
+            ),
+            (
+                r#"[{"allow": true, "minor": 4294967296}]"#,
+                "linux.resources.devices[0].minor",
+            ),
         ];
         for (json, field) in cases {
             let d: Vec<LinuxDeviceCgroup> = serde_json::from_str(json).unwrap();
@@ -282,7 +305,8 @@ mod tests {
         }
         // A missing access means all of them (as crun; runc refuses it).
         let d: Vec<LinuxDeviceCgroup> =
-            serde_json::from_str(r#"[{"allow": true, "type": "c", "major": 99, "minor": 1}]"#).unwrap();
+            serde_json::from_str(r#"[{"allow": true, "type": "c", "major": 99, "minor": 1}]"#)
+                .unwrap();
         assert_eq!(rules(Some(&d)).unwrap()[0].access, ALL_ACCESS);
     }
 }
