@@ -81,7 +81,9 @@ fn parse(argv: Vec<String>) -> R<Args> {
             batch: 100,
             batch_rounds: 3,
         },
-        only: ["run", "limited", "phases", "exec", "batch"].map(String::from).to_vec(),
+        only: ["run", "limited", "phases", "exec", "batch"]
+            .map(String::from)
+            .to_vec(),
         timeout: 120,
         json: None,
         work_in: PathBuf::from("/run"),
@@ -89,7 +91,10 @@ fn parse(argv: Vec<String>) -> R<Args> {
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<usize>().map_err(|_| format!("{flag}: not a number: {v}"));
+        let num = |v: String| {
+            v.parse::<usize>()
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
         match flag.as_str() {
             "--harun" => a.harun = value()?.into(),
             "--also" => a.also.push(parse_also(&value()?, false)?),
@@ -118,6 +123,11 @@ fn parse(argv: Vec<String>) -> R<Args> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
+    for (i, x) in a.also.iter().enumerate() {
+        if a.also[..i].iter().any(|y| y.name == x.name) {
+            return Err(format!("--also: `{}` given twice", x.name));
+        }
+    }
     if a.harun.as_os_str().is_empty() {
         return Err("--harun PATH is required".into());
     }
@@ -130,7 +140,9 @@ fn parse(argv: Vec<String>) -> R<Args> {
 }
 
 fn parse_also(v: &str, readonly: bool) -> R<setup::Also> {
-    let (name, path) = v.split_once('=').ok_or(format!("--also {v}: expected NAME=PATH"))?;
+    let (name, path) = v
+        .split_once('=')
+        .ok_or(format!("--also {v}: expected NAME=PATH"))?;
     let reserved = ["harun", "harun-ro", "crun", "runc", "floor", "bin", "ro"];
     let ok = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -160,7 +172,10 @@ fn bench(a: &Args) -> R<()> {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only changes how our orphaned descendants are
     // reparented.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(format!("PR_SET_CHILD_SUBREAPER: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     spawn::init_timeouts(a.timeout)?;
     let mut tmp = harun_integration::TempDir::new_in(&a.work_in, "harun-bench")
@@ -171,12 +186,14 @@ fn bench(a: &Args) -> R<()> {
         crun: a.crun.as_deref(),
         runc: a.runc.as_deref(),
     };
+    let load_before = loadavg();
     let mut world = World::new(tmp.path(), &bins).inspect_err(|_| {
         setup::unmount_after_failure(tmp.path());
     })?;
     let measured = measure(&mut world, a);
     // Before teardown: the binaries live on the work dir's tmpfs.
-    let (meta, sizes) = (machine(&world, a), sizes(&world));
+    let (mut meta, sizes) = (machine(&world, a), sizes(&world));
+    meta["load"] = json!([load_before, loadavg()]);
     let left = world.teardown();
     let rows = measured?;
     if !left.is_empty() {
@@ -186,7 +203,8 @@ fn bench(a: &Args) -> R<()> {
     println!("{}", report::wall_table(&rows));
     println!("{}", report::resource_table(&rows, &sizes));
     if let Some(file) = &a.json {
-        let text = serde_json::to_string_pretty(&report::json(&rows, meta)).map_err(|e| e.to_string())?;
+        let text =
+            serde_json::to_string_pretty(&report::json(&rows, meta)).map_err(|e| e.to_string())?;
         std::fs::write(file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
     }
     tmp.remove()
@@ -198,7 +216,12 @@ fn measure(w: &mut World, a: &Args) -> R<Vec<scenarios::Row>> {
     let step = |s: &str| eprintln!("harun-bench: {s}");
     if want("run") {
         step("run");
-        rows.extend(scenarios::run(w, &a.plan, Spec::Default, "run, default spec")?);
+        rows.extend(scenarios::run(
+            w,
+            &a.plan,
+            Spec::Default,
+            "run, default spec",
+        )?);
     }
     if want("limited") {
         step("run, limited");
@@ -223,21 +246,37 @@ fn measure(w: &mut World, a: &Args) -> R<Vec<scenarios::Row>> {
 fn machine(w: &World, a: &Args) -> serde_json::Value {
     let uts = nix::sys::utsname::uname().ok();
     let kernel = uts
-        .map(|u| format!("{} {}", u.release().to_string_lossy(), u.machine().to_string_lossy()))
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.release().to_string_lossy(),
+                u.machine().to_string_lossy()
+            )
+        })
         .unwrap_or_default();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+        })
         .unwrap_or("?")
         .trim()
         .to_string();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let versions: Vec<(String, String)> = w
         .runtimes
         .iter()
         .filter(|r| r.name != "harun-ro")
-        .map(|r| (r.name.clone(), format!("{}: {}", r.name, setup::version(&r.bin))))
+        .map(|r| {
+            (
+                r.name.clone(),
+                format!("{}: {}", r.name, setup::version(&r.bin)),
+            )
+        })
         .collect();
     json!({
         "kernel": kernel,
@@ -252,6 +291,14 @@ fn machine(w: &World, a: &Args) -> serde_json::Value {
         "batch_rounds": a.plan.batch_rounds,
         "versions": versions,
     })
+}
+
+/// The 1-minute load average (other work on the machine during the measurement).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn meta_lines(m: &serde_json::Value) -> String {
@@ -272,6 +319,11 @@ fn meta_lines(m: &serde_json::Value) -> String {
         m["warmup"],
         m["batch_rounds"],
     );
+    s += &format!(
+        "Load average (1 min) before and after: {} and {}.\n",
+        m["load"][0].as_str().unwrap_or("?"),
+        m["load"][1].as_str().unwrap_or("?")
+    );
     if m["wrapped"].as_bool() == Some(true) {
         s += "Every command runs in its own private mount namespace (one unshare(2) between \
               fork and exec); crun's also has the cgroup2 mount detached, as it refuses a \
@@ -289,7 +341,11 @@ fn sizes(w: &World) -> Vec<(String, String)> {
             let text = if libs == 0 {
                 format!("{:.2} MiB, static", mib(size))
             } else {
-                format!("{:.2} MiB + {libs} libs {:.2} MiB", mib(size), mib(lib_bytes))
+                format!(
+                    "{:.2} MiB + {libs} libs {:.2} MiB",
+                    mib(size),
+                    mib(lib_bytes)
+                )
             };
             (r.name.clone(), text)
         })

@@ -151,7 +151,10 @@ pub fn resource_table(rows: &[Row], sizes: &[(String, String)]) -> String {
     }
     t += "| binary size |";
     for (name, _) in &cols {
-        let s = sizes.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_str());
+        let s = sizes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_str());
         t += &format!(" {} |", s.unwrap_or("—"));
     }
     t.push('\n');

@@ -29,7 +29,15 @@ pub struct Plan {
 /// The floor of `run`: the same namespaces as the default spec, made by unshare(1), and an
 /// exec of /bin/true.
 const FLOOR_RUN: &[&str] = &[
-    "unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--cgroup", "/bin/true",
+    "unshare",
+    "--mount",
+    "--uts",
+    "--ipc",
+    "--net",
+    "--pid",
+    "--fork",
+    "--cgroup",
+    "/bin/true",
 ];
 
 /// Containers that must be force-deleted if a scenario fails half-way.
@@ -40,8 +48,8 @@ impl Live {
     fn add(&mut self, rt: &Runtime, id: &str) {
         self.0.push((rt.clone(), id.to_string()));
     }
-    fn done(&mut self, id: &str) {
-        self.0.retain(|(_, i)| i != id);
+    fn done(&mut self, rt: &Runtime, id: &str) {
+        self.0.retain(|(r, i)| r.name != rt.name || i != id);
     }
 }
 
@@ -118,7 +126,7 @@ pub fn run(w: &mut World, plan: &Plan, spec: Spec, label: &str) -> R<Vec<Row>> {
         let id = format!("r{round}-{:?}", spec).to_lowercase();
         live.add(rt, &id);
         let s = rt.run(&bundles[c], &id).run()?;
-        live.done(&id);
+        live.done(rt, &id);
         Ok(vec![s])
     })?;
     Ok(rows(&[label], false, &names, data))
@@ -143,7 +151,7 @@ pub fn phases(w: &mut World, plan: &Plan) -> R<Vec<Row>> {
         let start = rt.start(&id).run()?;
         wait_gone(pid)?;
         let delete = rt.delete(&id).run()?;
-        live.done(&id);
+        live.done(rt, &id);
         Ok(vec![create, start, delete])
     })?;
     Ok(rows(&["create", "start", "delete"], false, &names, data))
@@ -166,15 +174,20 @@ pub fn exec(w: &mut World, plan: &Plan) -> R<Vec<Row>> {
         pids.push(read_pid(&pid_file)?);
     }
     let target = pids[0].to_string();
-    let floor = w.plain("floor", &["nsenter", "--target", &target, "--all", "/bin/true"]);
-    let data = interleave(names.len(), 1, plan.warmup, plan.rounds, |c, _| match rts.get(c) {
-        Some(rt) => Ok(vec![rt.exec_true("exec-target").run()?]),
-        None => Ok(vec![floor.run()?]),
+    let floor = w.plain(
+        "floor",
+        &["nsenter", "--target", &target, "--all", "/bin/true"],
+    );
+    let data = interleave(names.len(), 1, plan.warmup, plan.rounds, |c, _| {
+        match rts.get(c) {
+            Some(rt) => Ok(vec![rt.exec_true("exec-target").run()?]),
+            None => Ok(vec![floor.run()?]),
+        }
     })?;
     for (rt, pid) in rts.iter().zip(pids) {
         rt.delete_force("exec-target").run()?;
         wait_gone(pid)?;
-        live.done("exec-target");
+        live.done(rt, "exec-target");
     }
     Ok(rows(&["exec"], false, &names, data))
 }
@@ -186,7 +199,10 @@ pub fn batches(w: &mut World, plan: &Plan) -> R<Vec<Row>> {
     let mut bundles = HashMap::new();
     for rt in &rts {
         for slot in 0..2 {
-            bundles.insert((rt.name.clone(), slot), w.bundle(Spec::Default, &rt.name, slot)?);
+            bundles.insert(
+                (rt.name.clone(), slot),
+                w.bundle(Spec::Default, &rt.name, slot)?,
+            );
         }
     }
     let floor = w.plain("floor", FLOOR_RUN);

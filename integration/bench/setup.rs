@@ -45,7 +45,14 @@ impl Runtime {
     }
 
     pub fn create(&self, bundle: &Path, id: &str, pid_file: &Path) -> Launch {
-        self.launch(&[&"create", &"--bundle", &bundle, &"--pid-file", &pid_file, &id])
+        self.launch(&[
+            &"create",
+            &"--bundle",
+            &bundle,
+            &"--pid-file",
+            &pid_file,
+            &id,
+        ])
     }
 
     pub fn start(&self, id: &str) -> Launch {
@@ -105,7 +112,8 @@ pub struct Also {
 
 impl Also {
     fn copy_in(&self, work: &Path) -> PathBuf {
-        work.join(if self.readonly { "ro" } else { "bin" }).join(&self.name)
+        work.join(if self.readonly { "ro" } else { "bin" })
+            .join(&self.name)
     }
 }
 
@@ -149,7 +157,8 @@ impl World {
         } else {
             return Err("no cgroup2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified".into());
         };
-        let controllers = std::fs::read_to_string(cgroup2.join("cgroup.controllers")).unwrap_or_default();
+        let controllers =
+            std::fs::read_to_string(cgroup2.join("cgroup.controllers")).unwrap_or_default();
         let has = |c: &str| controllers.split_whitespace().any(|w| w == c);
         let limits = has("memory") && has("pids");
         let rootfs = work.join("rootfs");
@@ -161,7 +170,10 @@ impl World {
         let rw_harun = work.join("bin/harun");
         let ro_mount = work.join("ro");
         let ro_harun = ro_mount.join("harun");
-        let mut copies = vec![(bins.harun, rw_harun.clone()), (bins.harun, ro_harun.clone())];
+        let mut copies = vec![
+            (bins.harun, rw_harun.clone()),
+            (bins.harun, ro_harun.clone()),
+        ];
         for also in bins.also {
             copies.push((&also.path, also.copy_in(work)));
         }
@@ -197,7 +209,11 @@ impl World {
         if let Some(crun) = bins.crun {
             // crun 1.8 refuses a hybrid host even with its cgroups off; hidden from the
             // cgroup2 mount it runs, without cgroups (it has no v1 support to offer here).
-            let flags: &[&str] = if unified { &[] } else { &["--cgroup-manager=disabled"] };
+            let flags: &[&str] = if unified {
+                &[]
+            } else {
+                &["--cgroup-manager=disabled"]
+            };
             world.add("crun", crun, flags, wrap(true))?;
         }
         if let Some(runc) = bins.runc {
@@ -227,7 +243,9 @@ impl World {
         if self.unified {
             Wrap::None
         } else {
-            Wrap::PrivateMounts { hide_cgroup2: false }
+            Wrap::PrivateMounts {
+                hide_cgroup2: false,
+            }
         }
     }
 
@@ -251,7 +269,9 @@ impl World {
         if let Some(b) = self.bundles.get(&key) {
             return Ok(b.clone());
         }
-        let dir = self.work.join(format!("bundles/{spec:?}-{rt}-{slot}").to_lowercase());
+        let dir = self
+            .work
+            .join(format!("bundles/{spec:?}-{rt}-{slot}").to_lowercase());
         mkdir(&dir)?;
         let config = self.config(spec, &format!("/{CGROUP_PARENT}/{rt}-{slot}"))?;
         let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
@@ -373,7 +393,9 @@ fn bind_readonly(dir: &Path) -> R<()> {
 pub fn binary_size(bin: &Path) -> (u64, usize, u64) {
     let size = std::fs::metadata(bin).map(|m| m.len()).unwrap_or(0);
     let out = std::process::Command::new("ldd").arg(bin).output();
-    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let libs: Vec<u64> = text
         .lines()
         .filter_map(|l| l.split("=> ").nth(1))
@@ -390,6 +412,11 @@ pub fn version(bin: &Path) -> String {
         .arg("--version")
         .output()
         .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "?".into())
 }

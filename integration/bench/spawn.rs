@@ -57,7 +57,11 @@ pub fn init_timeouts(secs: u32) -> R<()> {
     unsafe {
         sigaction(
             Signal::SIGALRM,
-            &SigAction::new(SigHandler::Handler(on_alarm), SaFlags::empty(), SigSet::empty()),
+            &SigAction::new(
+                SigHandler::Handler(on_alarm),
+                SaFlags::empty(),
+                SigSet::empty(),
+            ),
         )
     }
     .map_err(|e| format!("sigaction(SIGALRM): {e}"))?;
@@ -209,13 +213,19 @@ pub fn wait_gone(pid: i32) -> R<()> {
     while Instant::now() < deadline {
         match std::fs::read_to_string(&stat) {
             Err(_) => return Ok(()),
-            Ok(s) if s.rsplit_once(')').is_some_and(|(_, t)| t.trim_start().starts_with('Z')) => {
+            Ok(s)
+                if s.rsplit_once(')')
+                    .is_some_and(|(_, t)| t.trim_start().starts_with('Z')) =>
+            {
                 return Ok(())
             }
             Ok(_) => std::thread::sleep(Duration::from_millis(1)),
         }
     }
-    Err(format!("container process {pid} still runs after {} s", timeout_secs()))
+    Err(format!(
+        "container process {pid} still runs after {} s",
+        timeout_secs()
+    ))
 }
 
 fn log_len(log: &Path) -> u64 {
