@@ -31,7 +31,10 @@ aarch64_setup() {
 }
 
 # The x86_64 static build: the project's own toolchain (rustup), the default target dir.
-x86_64_env=("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=-C target-feature=+crt-static")
+# static-pie; its ~10,000 relative relocations packed as RELR (glibc >= 2.36 applies them
+# at start-up): 0.07 MiB instead of 0.24 MiB of .rela.dyn.
+x86_64_rustflags="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs"
+x86_64_env=("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=$x86_64_rustflags")
 
 # Flags from the caller's environment would replace the per-target ones above: drop them.
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET

@@ -54,13 +54,8 @@ pub struct ProcessFlags {
 /// Read a process JSON file (`--process`).
 pub fn process_from_file(path: &Path) -> Result<Process> {
     let text = std::fs::read(path).map_err(Error::io("read", path))?;
-    let de = &mut serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        Error::spec(
-            format!("{}: {}", path.display(), e.path()),
-            e.into_inner().to_string(),
-        )
-    })
+    crate::spec::parse_json(&text)
+        .map_err(|(field, reason)| Error::spec(format!("{}: {field}", path.display()), reason))
 }
 
 /// The container's process with the flags applied (runc's `exec` semantics): new args, env

@@ -66,7 +66,9 @@ pub fn example_json() -> &'static str {
 
 /// The example spec, parsed.
 pub fn example() -> Result<Spec> {
-    serde_json::from_str(EXAMPLE).map_err(|e| Error::spec("example config", e.to_string()))
+    // Through the same parser as config.json: one compiled copy of the spec's Deserialize.
+    super::parse(EXAMPLE.as_bytes())
+        .map_err(|(field, reason)| Error::spec(format!("example config: {field}"), reason))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! config.json: loading and whole-spec validation before any side effect.
 
 mod example;
+mod json_path;
 mod validate;
 
 use std::fs;
@@ -11,6 +12,7 @@ use oci_spec::runtime::Spec;
 use crate::{Error, Result};
 
 pub use example::{example, example_json};
+pub use json_path::parse as parse_json;
 pub use validate::{validate, validate_process};
 
 /// A bundle whose config.json parsed and validated.
@@ -44,16 +46,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 
 /// Parse config.json text; on error, the JSON path of the bad field and the reason.
 pub fn parse(text: &[u8]) -> std::result::Result<Spec, (String, String)> {
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." || field == "?" {
-            "(JSON syntax)".to_string()
-        } else {
-            field
-        };
-        (field, e.into_inner().to_string())
-    })
+    json_path::parse(text)
 }
 
 #[cfg(test)]
