@@ -23,18 +23,18 @@ impl Logger {
     }
 
     pub fn error(&self, msg: &str) {
-        eprintln!("harun: {msg}");
+        crate::output::stderr_line(&format!("harun: {msg}"));
         self.to_file("error", msg);
     }
 
     pub fn warn(&self, msg: &str) {
-        eprintln!("harun: warning: {msg}");
+        crate::output::stderr_line(&format!("harun: warning: {msg}"));
         self.to_file("warning", msg);
     }
 
     pub fn debug(&self, msg: &str) {
         if self.debug {
-            eprintln!("harun: debug: {msg}");
+            crate::output::stderr_line(&format!("harun: debug: {msg}"));
             self.to_file("debug", msg);
         }
     }

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod log;
+mod output;
 
 use clap::Parser;
 
@@ -23,13 +24,18 @@ fn main() {
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             // One line, exit 1, like every other harun error.
-            eprintln!("harun: {}", one_line(&e.render().to_string()));
+            output::stderr_line(&format!("harun: {}", one_line(&e.render().to_string())));
             std::process::exit(1);
         }
     };
     let logger = log::Logger::new(&cli.global);
     let code = match commands::dispatch(&cli, &logger) {
         Ok(code) => code,
+        Err(harun_runtime::Error::Io { path, source, .. })
+            if path.as_os_str() == "stdout" && source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            output::die_of_sigpipe() // `harun events ID | head -1`
+        }
         Err(e) => {
             logger.error(&e.to_string());
             1

@@ -294,3 +294,36 @@ fn features_prints_json() {
     }
     h.assert_clean();
 }
+
+/// `harun state ID | grep -q running`: when the reader has gone, harun ends like runc and
+/// other Unix tools (killed by SIGPIPE), not with a panic message on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_by_sigpipe_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let h = harun!();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    for args in [&["features"][..], &["list", "--format", "json"], &["list"]] {
+        let out = std::process::Command::new(h.bin())
+            .arg("--root")
+            .arg(h.root())
+            .args(args)
+            .stdout(writer.try_clone().expect("dup"))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("spawn harun");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?}, stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    h.assert_clean();
+}

@@ -3,6 +3,7 @@
 //! not supervise) streams them every D with an `oom` event per OOM kill, until the container
 //! has no process left.
 
+use crate::output::outln;
 use clap::Args;
 use std::io::Write;
 use std::time::Duration;
@@ -40,7 +41,7 @@ pub fn run(root: &StateRoot, args: &EventsArgs) -> Result<i32> {
 
 /// `events --stats ID`: cgroup statistics, runc's meaning.
 fn stats(root: &StateRoot, args: &EventsArgs) -> Result<i32> {
-    println!("{}", ops::stats(root, &args.id)?);
+    outln!("{}", ops::stats(root, &args.id)?);
     Ok(0)
 }
 

@@ -1,5 +1,6 @@
 //! list: a table like runc's, JSON, or IDs only.
 
+use crate::output::outln;
 use harun_runtime::container;
 use harun_runtime::state::StateRoot;
 use harun_runtime::Result;
@@ -18,10 +19,10 @@ pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
     };
     if quiet {
         for s in &states {
-            println!("{}", field(s, "id"));
+            outln!("{}", field(s, "id"));
         }
     } else if format == ListFormat::Json {
-        println!("{}", serde_json::Value::Array(states));
+        outln!("{}", serde_json::Value::Array(states));
     } else {
         let keys = [
             "id", "pid", "status", "bundle", "created", "owner", "restarts",
@@ -50,7 +51,7 @@ fn print_table(head: &[&str; 7], rows: &[[String; 7]]) {
             .zip(width)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", s.join("   ").trim_end());
+        outln!("{}", s.join("   ").trim_end());
     };
     line(head.to_vec());
     for r in rows {

@@ -2,6 +2,7 @@
 //! (what containerd calls); the table is `ps -ef` (or the given ps options) cut down to the
 //! container's rows, as runc prints it.
 
+use crate::output::outln;
 use std::process::Command;
 
 use clap::Args;
@@ -34,7 +35,7 @@ pub fn run(root: &StateRoot, args: &PsArgs) -> Result<i32> {
     }
     let pids = ops::pids(root, &args.id)?;
     if args.format == ListFormat::Json {
-        println!("{}", serde_json::Value::from(pids));
+        outln!("{}", serde_json::Value::from(pids));
         return Ok(0);
     }
     let options: Vec<&str> = if args.ps_options.is_empty() {
@@ -53,7 +54,7 @@ pub fn run(root: &StateRoot, args: &PsArgs) -> Result<i32> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    print!("{}", rows_of(&String::from_utf8_lossy(&out.stdout), &pids)?);
+    crate::output::stdout(rows_of(&String::from_utf8_lossy(&out.stdout), &pids)?.as_bytes());
     Ok(0)
 }
 

@@ -1,5 +1,6 @@
 //! start, state, kill, delete.
 
+use crate::output::outln;
 use harun_runtime::container;
 use harun_runtime::state::StateRoot;
 use harun_runtime::{signal, Result};
@@ -14,7 +15,7 @@ pub fn start(root: &StateRoot, id: &str, log: &Logger) -> Result<i32> {
 
 pub fn state(root: &StateRoot, id: &str) -> Result<i32> {
     let st = container::state(root, id)?;
-    println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
     Ok(0)
 }
 

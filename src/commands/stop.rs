@@ -1,6 +1,7 @@
 //! stop: SIGTERM, SIGKILL after the timeout; through its supervisor for a supervised
 //! container, which then does not restart it.
 
+use crate::output::outln;
 use std::time::Duration;
 
 use clap::Args;
@@ -21,7 +22,7 @@ pub struct StopArgs {
 pub fn run(root: &StateRoot, args: &StopArgs) -> Result<i32> {
     let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
     let stopped = control::stop(root, &args.id, timeout)?;
-    println!("{}", stopped.describe(&args.id));
+    outln!("{}", stopped.describe(&args.id));
     Ok(0)
 }
 
