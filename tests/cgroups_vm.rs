@@ -252,6 +252,28 @@ fn vm_memory_limit_is_enforced_and_events_report_the_oom() {
     h.assert_clean();
 }
 
+/// A limit too low for the container to start: one clear error naming the cause, not the
+/// init's raw wait status or a broken pipe; nothing left behind.
+#[test]
+fn vm_a_memory_limit_too_low_to_start_says_so() {
+    if !require(&["memory"]) {
+        return;
+    }
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"])
+        .set("/linux/resources/memory", json!({"limit": 32 << 10}));
+    let out = h.run(&h.id("starved"), &b);
+    assert_ne!(out.code, 0, "ran in 32 KiB?\n{out}");
+    let err = out.stderr.trim();
+    assert!(
+        err.contains("OOM killer") && err.contains("linux.resources.memory.limit"),
+        "{out}"
+    );
+    assert_eq!(err.lines().count(), 1, "{out}");
+    h.assert_clean();
+}
+
 #[test]
 fn vm_pids_limit_stops_a_fork_bomb() {
     if !require(&["pids"]) {

@@ -4,9 +4,10 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::sys::signal::Signal;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::Mode;
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{mkfifo, Pid};
 
 use crate::hooks::{self, Stage};
@@ -196,13 +197,22 @@ fn create_in(
         cgroup: Some(cgroup.record.clone()),
     };
     if let Err(e) = follow_init(&ours, &st, bundle) {
+        // The channel closing (EOF, EPIPE) means the init died: its death is the cause.
+        let died = matches!(&e, Error::Init(m) if m.starts_with("exited before"))
+            || matches!(
+                e.errno(),
+                Some(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET)
+            );
+        // Harmless if it is dead already: a zombie keeps the status it died with.
         let _ = pidfd.signal(libc::SIGKILL);
         let status = waitpid(Pid::from_raw(pid), None);
-        return Err(match (e, status) {
-            (Error::Init(m), Ok(ws)) if m.starts_with("exited before") => {
-                Error::Init(format!("{m} ({ws:?})"))
-            }
-            (e, _) => e,
+        let oom_killed = || {
+            let events = cgroup.cgroup.keyed("memory.events").ok().flatten();
+            events.is_some_and(|m| m.get("oom_kill").is_some_and(|&n| n > 0))
+        };
+        return Err(match status {
+            Ok(ws) if died => init_death(ws, oom_killed()).map(Error::Init).unwrap_or(e),
+            _ => e,
         });
     }
     let master = match console_ours {
@@ -224,6 +234,23 @@ fn create_in(
 }
 
 /// Run the parent side of the init protocol until the init is ready.
+/// Why the init died before it was ready, in words; `None` when its status does not tell
+/// (killed by SIGKILL, ours or the kernel's, without an OOM kill in the cgroup).
+fn init_death(status: WaitStatus, oom_killed: bool) -> Option<String> {
+    let how = match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, Signal::SIGKILL, _) if oom_killed => {
+            "was killed by the kernel's OOM killer (linux.resources.memory.limit is too low \
+             for the container to start)"
+                .to_string()
+        }
+        WaitStatus::Signaled(_, Signal::SIGKILL, _) => return None,
+        WaitStatus::Signaled(_, sig, _) => format!("was killed by {sig}"),
+        _ => return None,
+    };
+    Some(format!("the container's init {how} before it was ready"))
+}
+
 fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()> {
     if bundle.plan.is_new(LinuxNamespaceType::User) {
         idmap::write_maps(st.pid, &bundle.spec)?;

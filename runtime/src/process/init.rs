@@ -54,7 +54,7 @@ pub struct InitArgs<'a> {
 
 /// Run the init; never returns. On failure the cause goes to the parent and the init exits 1.
 pub fn run(args: InitArgs<'_>) -> ! {
-    let err = match setup(&args) {
+    let err = match super::catch_panic(|| setup(&args)) {
         Ok(never) => match never {},
         Err(e) => e,
     };

@@ -51,7 +51,7 @@ pub struct JoinArgs<'a> {
 pub fn run(a: JoinArgs<'_>) -> ! {
     // SAFETY: harun's end of the channel is a copy we do not use.
     unsafe { libc::close(a.parent_end) };
-    let result = join_and_spawn(&a);
+    let result = super::catch_panic(|| join_and_spawn(&a));
     if let Err(e) = result {
         let _ = a.channel.send(&FromJoiner::Error(e.to_string()));
         // SAFETY: _exit never returns; nothing of this fork should run destructors.
@@ -83,7 +83,7 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     // SAFETY: the joiner is a fork of the single-threaded harun, itself single-threaded.
     match unsafe { clone_pidfd_parent()? } {
         Forked::Child => {
-            let err = match setup(a) {
+            let err = match super::catch_panic(|| setup(a)) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
