@@ -248,7 +248,7 @@ fn init_death(status: WaitStatus, oom_killed: bool) -> Option<String> {
         WaitStatus::Signaled(_, sig, _) => format!("was killed by {sig}"),
         _ => return None,
     };
-    Some(format!("the container's init {how} before it was ready"))
+    Some(format!("the init {how} before it was ready"))
 }
 
 fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()> {
