@@ -2,12 +2,11 @@
 //!
 //! The kernel runs it with `struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32
 //! minor; }` (access_type = access << 16 | type) and allows the access when it returns 1.
-//! Layout:
+//! Layout (every test loads its field of the context into r6 right before it):
 //!
 //! ```text
-//!   r2 = type, r3 = access, r4 = major, r5 = minor
 //!   for bit in [mknod, read, write]:
-//!       if !(r3 & bit) goto next_bit
+//!       if !(access & bit) goto next_bit
 //!       for rule in rules, last first, that has bit:
 //!           if rule's type/major/minor differ goto next_rule
 //!           allow: goto next_bit            deny: return 0
@@ -15,6 +14,12 @@
 //!   next_bit: ...
 //!   return 1
 //! ```
+//!
+//! No value lives in a register from one test to the next: the verifier then sees one and
+//! the same state at every label and checks the program in a single pass. (Keeping type,
+//! major and minor in registers, as an earlier version did, made it explore every
+//! combination of rules across the three chains: 1174 instructions processed instead of
+//! 512 for the default rules, ~1.3 ms instead of ~0.6 ms per container on a 2-core VM.)
 //!
 //! A rule matching every device ends its bit's chain (what follows would be unreachable,
 //! which the verifier refuses).
@@ -38,7 +43,6 @@ const LDX_MEM_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
 const ALU32_AND_K: u8 = 0x54; // BPF_ALU | BPF_AND | BPF_K
 const ALU32_RSH_K: u8 = 0x74; // BPF_ALU | BPF_RSH | BPF_K
 const ALU32_MOV_K: u8 = 0xb4; // BPF_ALU | BPF_MOV | BPF_K
-const ALU32_MOV_X: u8 = 0xbc; // BPF_ALU | BPF_MOV | BPF_X
 const JMP_JA: u8 = 0x05; // BPF_JMP | BPF_JA
 const JMP_JEQ_K: u8 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JMP_JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
@@ -47,11 +51,7 @@ const JMP_EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
 // Registers.
 const R0: u8 = 0;
 const R1: u8 = 1; // the context
-const R2: u8 = 2; // device type
-const R3: u8 = 3; // access bits
-const R4: u8 = 4; // major
-const R5: u8 = 5; // minor
-const R6: u8 = 6; // scratch
+const R6: u8 = 6; // scratch: the context field being tested
 
 fn regs(dst: u8, src: u8) -> u8 {
     if cfg!(target_endian = "little") {
@@ -117,15 +117,10 @@ pub fn program(rules: &[Rule]) -> Result<Vec<Insn>> {
         labels: Vec::new(),
         fixups: Vec::new(),
     };
-    a.emit(LDX_MEM_W, R2, R1, 0, 0);
-    a.emit(ALU32_MOV_X, R3, R2, 0, 0);
-    a.emit(ALU32_AND_K, R2, 0, 0, 0xffff);
-    a.emit(ALU32_RSH_K, R3, 0, 0, 16);
-    a.emit(LDX_MEM_W, R4, R1, 4, 0);
-    a.emit(LDX_MEM_W, R5, R1, 8, 0);
     for bit in [MKNOD, READ, WRITE] {
         let next_bit = a.label();
-        a.emit(ALU32_MOV_X, R6, R3, 0, 0);
+        a.emit(LDX_MEM_W, R6, R1, 0, 0);
+        a.emit(ALU32_RSH_K, R6, 0, 0, 16);
         a.emit(ALU32_AND_K, R6, 0, 0, i32::from(bit));
         a.jump(JMP_JEQ_K, R6, 0, next_bit);
         let mut ended = false;
@@ -137,13 +132,17 @@ pub fn program(rules: &[Rule]) -> Result<Vec<Insn>> {
             }
             let next_rule = a.label();
             if let Some(t) = rule.kind.number() {
-                a.jump(JMP_JNE_K, R2, t as i32, next_rule);
+                a.emit(LDX_MEM_W, R6, R1, 0, 0);
+                a.emit(ALU32_AND_K, R6, 0, 0, 0xffff);
+                a.jump(JMP_JNE_K, R6, t as i32, next_rule);
             }
             if let Some(m) = rule.major {
-                a.jump(JMP_JNE_K, R4, m as i32, next_rule);
+                a.emit(LDX_MEM_W, R6, R1, 4, 0);
+                a.jump(JMP_JNE_K, R6, m as i32, next_rule);
             }
             if let Some(m) = rule.minor {
-                a.jump(JMP_JNE_K, R5, m as i32, next_rule);
+                a.emit(LDX_MEM_W, R6, R1, 8, 0);
+                a.jump(JMP_JNE_K, R6, m as i32, next_rule);
             }
             decide(&mut a, rule.allow, next_bit);
             a.bind(next_rule);
@@ -209,7 +208,6 @@ pub(super) mod interp {
                 ALU32_AND_K => r[d] = u64::from(r[d] as u32 & imm32),
                 ALU32_RSH_K => r[d] = u64::from((r[d] as u32) >> imm32),
                 ALU32_MOV_K => r[d] = u64::from(imm32),
-                ALU32_MOV_X => r[d] = u64::from(r[s] as u32),
                 JMP_JA => pc = jump(pc),
                 JMP_JEQ_K => {
                     if r[d] == i.imm as i64 as u64 {
@@ -321,12 +319,12 @@ mod tests {
     #[test]
     fn encodings() {
         let prog = program(&[]).unwrap();
-        // r2 = *(u32 *)(r1 + 0)
+        // r6 = *(u32 *)(r1 + 0)
         assert_eq!(
             prog[0],
             Insn {
                 code: 0x61,
-                regs: 0x12,
+                regs: 0x16,
                 off: 0,
                 imm: 0
             }
