@@ -14,7 +14,7 @@
 //! damages only the copy.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -258,6 +258,153 @@ fn an_image_program_that_is_proc_self_exe_cannot_reach_the_harun_binary() {
         copy.display(),
         summary(&log)
     );
+}
+
+/// What the exe guard must leave as it found it, apart from the binary's mount, in a harun
+/// process that re-executed itself (runtime/src/exe_guard.rs): its pid `pid` runs `copy`
+/// from a read-only mount, keeps its name and argv, holds no fd on the binary.
+fn assert_reexecuted(pid: i32, copy: &Path, what: &str) {
+    let exe = format!("/proc/{pid}/exe");
+    let st = nix::sys::statvfs::statvfs(exe.as_str()).unwrap();
+    assert!(
+        st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "{what}: {exe} is on a writable mount"
+    );
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim_end(), "harun", "{what}: the process name");
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap();
+    assert_eq!(
+        argv0,
+        copy.as_os_str().as_encoded_bytes(),
+        "{what}: argv[0]"
+    );
+    let bin = fs::metadata(copy).unwrap();
+    for (n, target) in fds_of(pid) {
+        let Ok(m) = fs::metadata(format!("/proc/{pid}/fd/{n}")) else {
+            continue;
+        };
+        assert!(
+            (m.dev(), m.ino()) != (bin.dev(), bin.ino()),
+            "{what}: fd {n} ({target}) is the harun binary"
+        );
+    }
+}
+
+/// Runs the exe guard's checks through `wrapper` (empty: none): a `create` (its init,
+/// blocked before the exec, is a clone of the re-executed harun) and a foreground `run`
+/// (the harun process itself, looked at while its container sleeps).
+fn check_exe_guard(h: &Harun, copy: &Path, wrapper: &[String], what: &str) {
+    let cwd = h.path("cwd");
+    fs::create_dir(&cwd).unwrap();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+
+    // A relative pid file lands in the caller's working directory.
+    let id = h.id("guard-create");
+    h.remember_id(&id);
+    h.cmd(["create", "--pid-file", "init.pid", "--bundle"])
+        .arg(b.dir())
+        .arg(&id)
+        .cwd(&cwd)
+        .wrap(wrapper.to_vec())
+        .run()
+        .ok();
+    let init: i32 = fs::read_to_string(cwd.join("init.pid"))
+        .unwrap_or_else(|e| panic!("{what}: no pid file in the working directory: {e}"))
+        .trim()
+        .parse()
+        .unwrap();
+    h.track(init);
+    assert_reexecuted(init, copy, &format!("{what}, the created init"));
+    h.delete_force(&id).ok();
+
+    let id = h.id("guard-run");
+    h.remember_id(&id);
+    let run = h
+        .cmd(["run", "--bundle"])
+        .arg(b.dir())
+        .arg(&id)
+        .cwd(&cwd)
+        .wrap(wrapper.to_vec())
+        .spawn();
+    let init = h.wait_status(&id, "running").pid;
+    // Once the container's program runs, its environment is the spec's only.
+    let environ = fs::read(format!("/proc/{init}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("_HARUN_RO"),
+        "{what}: the exe guard's variable reached the container"
+    );
+    let pid = run.pid();
+    assert_reexecuted(pid, copy, &format!("{what}, `run`"));
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+    assert_eq!(
+        ns(&pid.to_string()),
+        ns("self"),
+        "{what}: `run` is not in its caller's mount namespace"
+    );
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        cwd,
+        "{what}: `run` changed its working directory"
+    );
+    h.kill(&id, "KILL").ok();
+    run.wait();
+    h.assert_clean();
+    assert!(
+        mountinfo::mounts_under(Path::new("/"))
+            .iter()
+            .all(|m| !m.contains("harun-bin")),
+        "{what}: a mount of the harun copy was left in the caller's namespace"
+    );
+}
+
+/// Linux >= 5.12: harun runs itself from a detached read-only mount of its binary.
+#[test]
+fn harun_reexecutes_itself_from_a_read_only_mount_and_changes_nothing_else() {
+    let (_bin_dir, h, copy) = harun_copy();
+    check_exe_guard(&h, &copy, &[], "open_tree");
+}
+
+/// Without open_tree(2) or mount_setattr(2) (older kernels, seccomp filters) harun falls
+/// back to a read-only bind in a throwaway mount namespace, and the same holds.
+#[test]
+fn without_the_new_mount_api_harun_falls_back_to_a_read_only_bind() {
+    assert!(
+        hostfs::host_has("strace"),
+        "this test injects syscall errors with strace: apt-get install strace"
+    );
+    let (_bin_dir, h, copy) = harun_copy();
+    for (syscall, errno) in [("open_tree", "ENOSYS"), ("mount_setattr", "EPERM")] {
+        let log = h.path(&format!("strace-{syscall}"));
+        // -D: strace runs as a grandchild, harun keeps the spawned pid; -A: one log for
+        // both commands.
+        let wrapper: Vec<String> = [
+            "strace",
+            "-D",
+            "-qq",
+            "-A",
+            "-o",
+            &log.to_string_lossy(),
+            "-e",
+            "trace=open_tree,mount_setattr,unshare",
+            "-e",
+            &format!("inject={syscall}:error={errno}"),
+        ]
+        .map(String::from)
+        .into();
+        let what = format!("{syscall} failing with {errno}");
+        check_exe_guard(&h, &copy, &wrapper, &what);
+        let log = fs::read_to_string(&log).unwrap();
+        let count = |call: &str, end: &str| {
+            let hit = |l: &&str| l.starts_with(call) && l.ends_with(end);
+            log.lines().filter(hit).count()
+        };
+        assert!(
+            count(syscall, "(INJECTED)") == 2 && count("unshare(CLONE_NEWNS)", "= 0") == 2,
+            "{what}: the fallback was not taken by both commands:\n{log}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
