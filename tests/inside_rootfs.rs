@@ -422,3 +422,54 @@ fn rootfs_propagation() {
     }
     h.assert_clean();
 }
+
+/// `tmpcopyup` (podman's `--tmpfs`): the tmpfs starts with a copy of the image's directory —
+/// contents, modes, owners, symlinks as links, nested directories — and writes stay in the
+/// tmpfs; with `ro` the copy is there and read-only. Not a tmpfs: refused.
+#[test]
+fn tmpfs_copy_up_fills_the_tmpfs_with_the_image_directory() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let h = harun!();
+    let mut b = h.bundle();
+    b.write_file("/data/hello", "hi from the image\n")
+        .write_file("/data/sub/deep/file", "deep\n");
+    let data = b.rootfs().join("data");
+    // chown first: it clears setuid. Readable by others: the container's root has no
+    // CAP_DAC_OVERRIDE in the default spec.
+    std::os::unix::fs::chown(data.join("hello"), Some(123), Some(456)).unwrap();
+    fs::set_permissions(data.join("hello"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::set_permissions(data.join("sub"), fs::Permissions::from_mode(0o710)).unwrap();
+    symlink("/etc/passwd", data.join("link")).unwrap();
+    b.mount("/data", "tmpfs", "tmpfs", &["tmpcopyup", "nosuid"]);
+    b.sh("cat /data/hello /data/sub/deep/file; \
+          stat -c 'hello=%a:%u:%g' /data/hello; stat -c 'sub=%a' /data/sub; \
+          echo link=$(readlink /data/link); \
+          grep ' /data ' /proc/self/mountinfo | grep -q tmpfs && echo fs=tmpfs; \
+          echo new > /data/new && echo wrote=yes");
+    let out = h.run_ok(&b);
+    assert!(out.contains("hi from the image\ndeep\n"), "{out}");
+    let kv = parse_kv(&out);
+    // nosuid applies to the mount, not the copied mode bits.
+    assert_eq!(kv["hello"], "4755:123:456", "{out}");
+    assert_eq!(kv["sub"], "710", "{out}");
+    assert_eq!(kv["link"], "/etc/passwd", "{out}");
+    assert_eq!(kv["fs"], "tmpfs", "{out}");
+    assert_eq!(kv["wrote"], "yes", "{out}");
+    assert!(!data.join("new").exists(), "a write reached the image");
+
+    // Read-only: filled, then made read-only.
+    let mut b = h.bundle();
+    b.write_file("/data/hello", "ro copy\n");
+    b.mount("/data", "tmpfs", "tmpfs", &["ro", "tmpcopyup"]);
+    b.sh("cat /data/hello; touch /data/x 2>/dev/null && echo wrote=yes || echo wrote=no");
+    let out = h.run_ok(&b);
+    assert!(out.contains("ro copy"), "{out}");
+    assert_eq!(parse_kv(&out)["wrote"], "no", "{out}");
+
+    // tmpcopyup on anything but a tmpfs: one clear error, nothing left behind.
+    let mut b = h.bundle();
+    b.mount("/data", "bind", "/tmp", &["rbind", "tmpcopyup"]);
+    let id = h.id("copyup-bad");
+    h.create(&id, &b).error(&["mounts[", "tmpcopyup", "tmpfs"]);
+    h.assert_clean();
+}

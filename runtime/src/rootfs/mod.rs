@@ -8,6 +8,7 @@
 //! onto `/proc/self/fd/N` of an O_PATH fd, never onto a path string the image could
 //! redirect with a symlink.
 
+mod copyup;
 mod devices;
 mod mountinfo;
 mod mounts;

@@ -8,6 +8,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{stat, SFlag};
 use oci_spec::runtime::{Mount, Spec};
 
+use super::copyup;
 use super::mountinfo::{self, MountInfo};
 use super::options::{self, MountOptions};
 use super::resolve::{fd_path, Create, Root};
@@ -111,7 +112,13 @@ fn mount_one(root: &Root, i: usize, dest: &Path, kind: &Kind, opts: &MountOption
         }
         Kind::Fs { fstype, source } => {
             let data = Some(opts.data.as_str()).filter(|d| !d.is_empty());
-            (source, Some(fstype.as_str()), opts.flags, data, Create::Dir)
+            // A copy-up fills the tmpfs first: mounted writable, read-only after (below).
+            let flags = if opts.copy_up {
+                opts.flags - MsFlags::MS_RDONLY
+            } else {
+                opts.flags
+            };
+            (source, Some(fstype.as_str()), flags, data, Create::Dir)
         }
     };
     let what = match fstype {
@@ -132,14 +139,28 @@ fn mount_one(root: &Root, i: usize, dest: &Path, kind: &Kind, opts: &MountOption
     )
     .map_err(Error::sys(&what))?;
 
+    let copy_up = opts.copy_up && fstype.is_some();
     let remount = fstype.is_none() && !opts.flags.is_empty();
-    if !remount && opts.propagation.is_empty() {
+    if !remount && !copy_up && opts.propagation.is_empty() {
         return Ok(());
     }
     // The new mount, not the directory under it.
     let top = root.resolve(dest).map_err(Error::sys(format!(
         "reopen `{d}` after mounting (mounts[{i}])"
     )))?;
+    if copy_up {
+        // `point` still is the image's directory, under the new tmpfs.
+        copyup::copy_dir_contents(point.as_fd(), top.as_fd()).map_err(|(entry, e)| {
+            Error::sys(format!(
+                "tmpcopyup: copy `{}` into the tmpfs on `{d}` (mounts[{i}])",
+                dest.join(&entry).display()
+            ))(e)
+        })?;
+        if opts.flags.contains(MsFlags::MS_RDONLY) {
+            remount_bind(&fd_path(&top), &top, opts.flags)
+                .map_err(Error::sys(format!("remount read-only: {what}")))?;
+        }
+    }
     if remount {
         remount_bind(&fd_path(&top), &top, opts.flags)
             .map_err(Error::sys(format!("remount {what}")))?;

@@ -2,7 +2,7 @@
 //!
 //! Pure functions, no I/O. The option names and their meaning follow mount(8) and runc's
 //! `libcontainer/specconv` table; options harun does not implement (recursive attributes,
-//! id-mapped mounts, tmpcopyup) are refused rather than passed on as filesystem data.
+//! id-mapped mounts) are refused rather than passed on as filesystem data.
 
 use nix::mount::MsFlags;
 
@@ -15,8 +15,11 @@ pub(crate) enum Opt<'a> {
     Propagation(MsFlags),
     /// `bind` (`rec == false`) or `rbind`.
     Bind { rec: bool },
-    /// Accepted and ignored (`defaults`, `notmpcopyup`).
+    /// Accepted and ignored (`defaults`).
     Ignored,
+    /// `tmpcopyup` (true) or `notmpcopyup`: a tmpfs starts with a copy of the image's
+    /// directory under it.
+    CopyUp(bool),
     /// Filesystem data (`mode=755`, `newinstance`, ...), passed on in the data string.
     Data(&'a str),
     /// A known option harun does not implement.
@@ -73,7 +76,7 @@ const PROPAGATION: &[(&str, MsFlags)] = &[
 ];
 
 /// Options runc or crun know and harun does not implement: mount_setattr(2) recursive
-/// attributes, id-mapped mounts, copy-up of the image's content into a tmpfs.
+/// attributes, id-mapped mounts, crun's `copy-symlink`.
 const UNSUPPORTED: &[&str] = &[
     "rro",
     "rrw",
@@ -95,7 +98,6 @@ const UNSUPPORTED: &[&str] = &[
     "rsymfollow",
     "idmap",
     "ridmap",
-    "tmpcopyup",
     "copy-symlink",
 ];
 
@@ -110,7 +112,9 @@ pub(crate) fn classify(opt: &str) -> Opt<'_> {
     match opt {
         "bind" => Opt::Bind { rec: false },
         "rbind" => Opt::Bind { rec: true },
-        "defaults" | "notmpcopyup" => Opt::Ignored,
+        "defaults" => Opt::Ignored,
+        "tmpcopyup" => Opt::CopyUp(true),
+        "notmpcopyup" => Opt::CopyUp(false),
         _ if UNSUPPORTED.contains(&opt) => Opt::Unsupported,
         _ => Opt::Data(opt),
     }
@@ -135,6 +139,8 @@ pub(crate) struct MountOptions {
     pub bind: Option<bool>,
     /// Filesystem data, comma-joined (`mode=755,size=65536k`).
     pub data: String,
+    /// `tmpcopyup` (the last of tmpcopyup/notmpcopyup wins).
+    pub copy_up: bool,
 }
 
 /// Fold `options`. Unsupported options are skipped here; [`super::validate`] refuses them.
@@ -144,6 +150,7 @@ pub(crate) fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
         propagation: Vec::new(),
         bind: None,
         data: String::new(),
+        copy_up: false,
     };
     for opt in options {
         match classify(opt.as_ref()) {
@@ -157,6 +164,7 @@ pub(crate) fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
                 }
                 out.data.push_str(d);
             }
+            Opt::CopyUp(on) => out.copy_up = on,
             Opt::Ignored | Opt::Unsupported => {}
         }
     }
@@ -290,7 +298,8 @@ mod tests {
             ("newinstance", Opt::Data("newinstance")),
             ("rro", Opt::Unsupported),
             ("idmap", Opt::Unsupported),
-            ("tmpcopyup", Opt::Unsupported),
+            ("tmpcopyup", Opt::CopyUp(true)),
+            ("notmpcopyup", Opt::CopyUp(false)),
         ];
         for (opt, want) in cases {
             assert_eq!(classify(opt), *want, "option `{opt}`");

@@ -94,6 +94,12 @@ fn mount(m: &Mount, i: usize) -> Result<()> {
                 return Err(Error::Unsupported(format!("{} `{o}`", field())));
             }
             Opt::Data("") => return Err(Error::spec(field(), "empty option")),
+            Opt::CopyUp(true) if typ != "tmpfs" || bind => {
+                return Err(Error::spec(
+                    field(),
+                    "`tmpcopyup` is for tmpfs mounts (type \"tmpfs\")",
+                ));
+            }
             // A bind mount has no filesystem to hand data to: the kernel would ignore it.
             Opt::Data(_) if bind => {
                 return Err(Error::spec(
@@ -252,8 +258,9 @@ mod tests {
                 "mounts[0].options[1]: empty option",
             ),
             (
-                mount(json!({"destination": "/x", "type": "tmpfs", "options": ["tmpcopyup"]})),
-                "mounts[0].options[0] `tmpcopyup`: not supported by harun",
+                mount(json!({"destination": "/x", "type": "proc", "source": "proc",
+                    "options": ["tmpcopyup"]})),
+                "mounts[0].options[0]: `tmpcopyup` is for tmpfs mounts (type \"tmpfs\")",
             ),
             (
                 json!({"linux": {"devices": [{"path": "/dev/x", "type": "a"}]}}),
