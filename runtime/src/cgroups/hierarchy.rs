@@ -14,6 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{words, Cgroup};
@@ -52,17 +53,25 @@ impl Hierarchy {
     /// The running system's cgroup2 mount and harun's own cgroup in it.
     pub fn detect() -> Result<Hierarchy> {
         let read = |p: &str| std::fs::read_to_string(p).map_err(Error::io("read", p));
-        let (root, mount) = cgroup2_mount(&read("/proc/self/mountinfo")?).ok_or_else(|| {
+        let own = own_cgroup(&read("/proc/self/cgroup")?).ok_or_else(|| {
+            Error::FailedPrecondition("/proc/self/cgroup has no cgroup v2 line (`0::/...`)".into())
+        })?;
+        match Self::at_a_standard_mount(&own) {
+            Some(h) => Ok(h),
+            None => Self::from_mountinfo(&own, &read("/proc/self/mountinfo")?),
+        }
+    }
+
+    /// The cgroup2 mount as mountinfo lists it, and `own` (from /proc/self/cgroup) under it.
+    fn from_mountinfo(own: &str, mountinfo: &str) -> Result<Hierarchy> {
+        let (root, mount) = cgroup2_mount(mountinfo).ok_or_else(|| {
             Error::FailedPrecondition(
                 "no cgroup2 filesystem is mounted (harun needs cgroup v2, at /sys/fs/cgroup \
                  or /sys/fs/cgroup/unified)"
                     .into(),
             )
         })?;
-        let own = own_cgroup(&read("/proc/self/cgroup")?).ok_or_else(|| {
-            Error::FailedPrecondition("/proc/self/cgroup has no cgroup v2 line (`0::/...`)".into())
-        })?;
-        let rel = Path::new(&own).strip_prefix(&root).map_err(|_| {
+        let rel = Path::new(own).strip_prefix(&root).map_err(|_| {
             Error::FailedPrecondition(format!(
                 "harun's cgroup `{own}` is outside the cgroup2 mount at {} (root `{}`)",
                 mount.display(),
@@ -70,6 +79,28 @@ impl Hierarchy {
             ))
         })?;
         Ok(Hierarchy::at(mount.clone(), mount.join(rel)))
+    }
+
+    /// Without reading /proc/self/mountinfo (thousands of lines on a busy node): cgroup2
+    /// mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified, where the directory of `own`
+    /// lists this process. A mount of a sub-tree (another root) fails that check and is left
+    /// to the mountinfo lookup.
+    fn at_a_standard_mount(own: &str) -> Option<Hierarchy> {
+        let me = std::process::id().to_string();
+        ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .find_map(|mount| {
+                let fs = statfs(mount).ok()?;
+                if fs.filesystem_type() != CGROUP2_SUPER_MAGIC {
+                    return None;
+                }
+                let dir = Path::new(mount).join(own.trim_start_matches('/'));
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+                procs
+                    .lines()
+                    .any(|pid| pid == me)
+                    .then(|| Hierarchy::at(mount, dir))
+            })
     }
 
     /// A hierarchy mounted at `mount` with harun in `own` (a directory under `mount`).
@@ -445,6 +476,17 @@ pub fn own_cgroup(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::cgroups::test_support::Fixture;
+
+    /// The fast path (no mountinfo) finds what the mountinfo lookup finds, on this machine.
+    #[test]
+    fn standard_mount_agrees_with_mountinfo() {
+        let own = own_cgroup(&std::fs::read_to_string("/proc/self/cgroup").unwrap()).unwrap();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let slow = Hierarchy::from_mountinfo(&own, &mountinfo).unwrap();
+        assert_eq!(Hierarchy::at_a_standard_mount(&own), Some(slow));
+        // Another cgroup's directory does not list this process: no answer.
+        assert_eq!(Hierarchy::at_a_standard_mount("/no-such-cgroup"), None);
+    }
 
     #[test]
     fn finds_the_cgroup2_mount_and_own_cgroup() {
