@@ -164,6 +164,7 @@ fn create_in(
                 parent_end: ours.as_raw_fd(),
                 channel: &theirs,
                 console: console_init.as_ref(),
+                seccomp: bundle.seccomp.as_ref(),
                 overlay,
             })
         }

@@ -48,6 +48,8 @@ pub struct InitArgs<'a> {
     pub channel: &'a Channel,
     /// Connected console socket when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
+    /// The container's seccomp filter, compiled by `create` when it validated the spec.
+    pub seccomp: Option<&'a Filter>,
     /// The overlay rootfs to mount, if any (checked by `create`).
     pub overlay: Option<&'a rootfs::overlay::Plan>,
 }
@@ -129,9 +131,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         console::setup_in_init(sock, process.console_size(), process.user().uid())?;
     }
 
-    // Compiled before Ready: a bad profile fails create, and the cost is paid once.
-    let seccomp = Filter::from_spec(a.spec)?;
-    finish::apply_credentials(process, seccomp.as_ref())?;
+    finish::apply_credentials(process, a.seccomp)?;
 
     let exec = Exec::prepare(process)?;
     // The parent returns after Ready; from here on the init must outlive it.
@@ -161,7 +161,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     };
     write(&fifo, word.as_bytes()).map_err(Error::sys("write exec.fifo"))?;
     hooked?;
-    exec.run(a.preserve_fds, seccomp.as_ref())
+    exec.run(a.preserve_fds, a.seccomp)
 }
 
 /// Wait for the parent to write our uid/gid maps, then become root of the new user namespace

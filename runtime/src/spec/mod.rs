@@ -25,6 +25,8 @@ pub struct Bundle {
     pub spec: Spec,
     /// Namespaces to create and to join (join paths already opened and type-checked).
     pub plan: crate::namespaces::Plan,
+    /// `linux.seccomp`, compiled for the running architecture.
+    pub seccomp: Option<crate::security::seccomp::Filter>,
 }
 
 /// Read `<bundle>/config.json`; errors name the file and, for bad JSON, the field path
@@ -35,12 +37,13 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let text = fs::read(&path).map_err(Error::io("read", &path))?;
     let spec = parse(&text)
         .map_err(|(field, reason)| Error::spec(format!("{}: {field}", path.display()), reason))?;
-    let (rootfs, plan) = validate(&spec, &dir)?;
+    let (rootfs, plan, seccomp) = validate(&spec, &dir)?;
     Ok(Bundle {
         dir,
         rootfs,
         spec,
         plan,
+        seccomp,
     })
 }
 

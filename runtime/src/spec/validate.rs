@@ -1,6 +1,7 @@
 //! Whole-spec validation: everything that can be checked before a side effect is checked
 //! here, so a bad bundle fails with the field named and nothing created.
 
+use crate::security::seccomp::Filter;
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -9,7 +10,10 @@ use crate::{hooks, idmap, namespaces, rootfs, security, timens, Error, Result};
 
 /// Validate `spec` for a bundle in `bundle_dir`; returns the canonical rootfs path and the
 /// namespace plan (join paths opened and checked, see [`namespaces::plan`]).
-pub fn validate(spec: &Spec, bundle_dir: &Path) -> Result<(PathBuf, namespaces::Plan)> {
+pub fn validate(
+    spec: &Spec,
+    bundle_dir: &Path,
+) -> Result<(PathBuf, namespaces::Plan, Option<Filter>)> {
     version(spec)?;
     let rootfs = root(spec, bundle_dir)?;
     process(spec)?;
@@ -30,12 +34,11 @@ pub fn validate(spec: &Spec, bundle_dir: &Path) -> Result<(PathBuf, namespaces::
     rootfs::validate(spec)?;
     crate::cgroups::validate(spec)?;
     security::validate(spec)?;
-    if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        security::seccomp::validate(seccomp)?;
-    }
+    // Compiled here, once: the init installs this very program.
+    let seccomp = Filter::from_spec(spec)?;
     hooks::validate(spec)?;
     annotations(spec)?;
-    Ok((rootfs, plan))
+    Ok((rootfs, plan, seccomp))
 }
 
 fn version(spec: &Spec) -> Result<()> {

@@ -210,12 +210,6 @@ impl Filter {
     }
 }
 
-/// Validation before any side effect: the whole profile is compiled for the running
-/// architecture (bad values, NOTIFY, a program over the kernel's size limit all fail here).
-pub fn validate(seccomp: &LinuxSeccomp) -> Result<()> {
-    Filter::compile(seccomp).map(drop)
-}
-
 /// The `linux.seccomp` object of the OCI features document.
 pub fn features() -> serde_json::Value {
     let archs: Vec<String> = Target::native()

@@ -140,10 +140,10 @@ fn from_spec_without_seccomp_is_none() {
 
 #[test]
 fn validate_reports_bad_profiles() {
-    assert!(validate(&docker_default()).is_ok());
-    let err = validate(&profile(json!({"defaultAction": "SCMP_ACT_NOTIFY"}))).unwrap_err();
+    assert!(Filter::compile(&docker_default()).is_ok());
+    let err = Filter::compile(&profile(json!({"defaultAction": "SCMP_ACT_NOTIFY"}))).unwrap_err();
     assert_eq!(err.kind(), crate::ErrorKind::Unsupported);
-    let err = validate(&profile(
+    let err = Filter::compile(&profile(
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [
             {"index": 9, "value": 0, "op": "SCMP_CMP_EQ"}]}]}),
