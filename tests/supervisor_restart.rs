@@ -118,6 +118,33 @@ fn foreground_on_failure_prints_events_and_exits_with_the_last_code() {
     h.assert_clean();
 }
 
+/// A foreground supervisor whose stderr reader has gone (`... 2>&1 | head -1`) keeps
+/// supervising: all three runs happen and it exits with the last code, no panic.
+#[test]
+fn foreground_supervision_survives_a_closed_stderr() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("echo run; exit 3");
+    let id = h.id("fgclosed");
+    h.remember_id(&id);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(h.bin())
+        .arg("--root")
+        .arg(h.root())
+        .args(["run", "--restart", "on-failure:2", "--restart-delay", "10ms"])
+        .arg("--bundle")
+        .arg(b.dir())
+        .arg(&id)
+        .stderr(writer)
+        .output()
+        .expect("spawn harun");
+    assert_eq!(out.status.code(), Some(3), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "run\nrun\nrun\n");
+    h.exec(&["inspect", &id]).error(&["does not exist"]);
+    h.assert_clean();
+}
+
 #[test]
 fn on_failure_does_not_restart_a_success() {
     let h = harun!();
