@@ -132,7 +132,13 @@ fn foreground_supervision_survives_a_closed_stderr() {
     let out = std::process::Command::new(h.bin())
         .arg("--root")
         .arg(h.root())
-        .args(["run", "--restart", "on-failure:2", "--restart-delay", "10ms"])
+        .args([
+            "run",
+            "--restart",
+            "on-failure:2",
+            "--restart-delay",
+            "10ms",
+        ])
         .arg("--bundle")
         .arg(b.dir())
         .arg(&id)

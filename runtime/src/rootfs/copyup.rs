@@ -8,14 +8,16 @@
 //! file types, contents, permission bits (setuid too), owners and modification times; hard
 //! links become separate copies, sockets are skipped (as by `cp -a` of a live directory).
 
+use std::ffi::CStr;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{
-    fchmod, fstatat, mkdirat, mknodat, utimensat, FileStat, Mode, SFlag, UtimensatFlags,
+    fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, FileStat, Mode, SFlag,
+    UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, symlinkat, Gid, Uid};
@@ -103,7 +105,7 @@ impl From<Errno> for Failure {
 fn copy_dir(
     from: &OwnedFd,
     to: &OwnedFd,
-    name: &std::ffi::CStr,
+    name: &CStr,
     st: &FileStat,
     shown: &str,
     depth: usize,
@@ -113,16 +115,10 @@ fn copy_dir(
     let src = openat(from.as_fd(), name, flags, Mode::empty())?;
     let dst = openat(to.as_fd(), name, flags, Mode::empty())?;
     copy_entries(&src, &dst, shown, depth + 1).map_err(|(p, e)| Failure::Below(p, e))?;
-    finish(&dst, st)?;
-    Ok(())
+    Ok(set_metadata(to, name, st, true)?)
 }
 
-fn copy_file(
-    from: &OwnedFd,
-    to: &OwnedFd,
-    name: &std::ffi::CStr,
-    st: &FileStat,
-) -> Result<(), Failure> {
+fn copy_file(from: &OwnedFd, to: &OwnedFd, name: &CStr, st: &FileStat) -> Result<(), Failure> {
     let src = openat(
         from.as_fd(),
         name,
@@ -139,97 +135,46 @@ fn copy_file(
     let mut dst = File::from(dst);
     std::io::copy(&mut src, &mut dst)
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    finish(&OwnedFd::from(dst), st)?;
-    Ok(())
+    drop(dst);
+    Ok(set_metadata(to, name, st, true)?)
 }
 
-fn copy_symlink(
-    from: &OwnedFd,
-    to: &OwnedFd,
-    name: &std::ffi::CStr,
-    st: &FileStat,
-) -> Result<(), Failure> {
+fn copy_symlink(from: &OwnedFd, to: &OwnedFd, name: &CStr, st: &FileStat) -> Result<(), Failure> {
     let target = readlinkat(from.as_fd(), name)?;
     symlinkat(target.as_os_str(), to.as_fd(), name)?;
-    fchownat(
-        to.as_fd(),
-        name,
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
-    let times = [
-        TimeSpec::new(st.st_atime, st.st_atime_nsec),
-        TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
-    ];
-    utimensat(
-        to.as_fd(),
-        name,
-        &times[0],
-        &times[1],
-        UtimensatFlags::NoFollowSymlink,
-    )?;
-    Ok(())
+    Ok(set_metadata(to, name, st, false)?)
 }
 
-fn copy_node(
-    to: &OwnedFd,
-    name: &std::ffi::CStr,
-    kind: SFlag,
-    st: &FileStat,
-) -> Result<(), Failure> {
-    mknodat(
-        to.as_fd(),
-        name,
-        kind,
-        Mode::from_bits_truncate(0o600),
-        st.st_rdev,
-    )?;
-    // Not opened (a FIFO would block, a device should not be): by name, never following.
-    fchownat(
-        to.as_fd(),
-        name,
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
-    nix::sys::stat::fchmodat(
-        to.as_fd(),
-        name,
-        Mode::from_bits_truncate(st.st_mode & 0o7777),
-        nix::sys::stat::FchmodatFlags::FollowSymlink, // a node just made: not a link
-    )?;
-    let times = [
-        TimeSpec::new(st.st_atime, st.st_atime_nsec),
-        TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
-    ];
-    utimensat(
-        to.as_fd(),
-        name,
-        &times[0],
-        &times[1],
-        UtimensatFlags::NoFollowSymlink,
-    )?;
-    Ok(())
+fn copy_node(to: &OwnedFd, name: &CStr, kind: SFlag, st: &FileStat) -> Result<(), Failure> {
+    let mode = Mode::from_bits_truncate(0o600);
+    mknodat(to.as_fd(), name, kind, mode, st.st_rdev)?;
+    // Not opened (a FIFO would block, a device should not be): by name.
+    Ok(set_metadata(to, name, st, true)?)
 }
 
-/// Owner, then mode (chown clears setuid/setgid), then times, on an open fd.
-fn finish(fd: &OwnedFd, st: &FileStat) -> nix::Result<()> {
-    // SAFETY: fd is open for the call; fchown takes plain integers.
-    let rc = unsafe { libc::fchown(fd.as_raw_fd(), st.st_uid, st.st_gid) };
-    Errno::result(rc)?;
-    fchmod(fd.as_fd(), Mode::from_bits_truncate(st.st_mode & 0o7777))?;
-    let times = [
-        libc::timespec {
-            tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec,
-        },
-        libc::timespec {
-            tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec,
-        },
-    ];
-    // SAFETY: fd is open; `times` is two valid timespecs.
-    let rc = unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) };
-    Errno::result(rc).map(drop)
+/// Owner, then mode (chown clears setuid/setgid; links have none), then times of the entry
+/// `name` that this copy just made in `dir`; never following it.
+fn set_metadata(dir: &OwnedFd, name: &CStr, st: &FileStat, mode: bool) -> nix::Result<()> {
+    let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+    fchownat(
+        dir.as_fd(),
+        name,
+        Some(uid),
+        Some(gid),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    if mode {
+        // A file, directory or node made by this copy, not a link: following is moot.
+        let bits = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        fchmodat(dir.as_fd(), name, bits, FchmodatFlags::FollowSymlink)?;
+    }
+    let atime = TimeSpec::new(st.st_atime, st.st_atime_nsec);
+    let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+    utimensat(
+        dir.as_fd(),
+        name,
+        &atime,
+        &mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
 }
