@@ -23,18 +23,18 @@ impl Logger {
     }
 
     pub fn error(&self, msg: &str) {
-        crate::output::stderr_line(&format!("harun: {msg}"));
+        harun_runtime::stderr::line(&format!("harun: {msg}"));
         self.to_file("error", msg);
     }
 
     pub fn warn(&self, msg: &str) {
-        crate::output::stderr_line(&format!("harun: warning: {msg}"));
+        harun_runtime::stderr::line(&format!("harun: warning: {msg}"));
         self.to_file("warning", msg);
     }
 
     pub fn debug(&self, msg: &str) {
         if self.debug {
-            crate::output::stderr_line(&format!("harun: debug: {msg}"));
+            harun_runtime::stderr::line(&format!("harun: debug: {msg}"));
             self.to_file("debug", msg);
         }
     }

@@ -24,7 +24,7 @@ fn main() {
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             // One line, exit 1, like every other harun error.
-            output::stderr_line(&format!("harun: {}", one_line(&e.render().to_string())));
+            harun_runtime::stderr::line(&format!("harun: {}", one_line(&e.render().to_string())));
             std::process::exit(1);
         }
     };

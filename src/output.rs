@@ -20,18 +20,10 @@ pub fn stdout(bytes: &[u8]) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::BrokenPipe => die_of_sigpipe(),
         Err(e) => {
-            stderr_line(&format!("harun: write to stdout: {e}"));
+            harun_runtime::stderr::line(&format!("harun: write to stdout: {e}"));
             std::process::exit(1);
         }
     }
-}
-
-/// One line on stderr; errors writing it are ignored.
-pub fn stderr_line(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = err
-        .write_all(line.as_bytes())
-        .and_then(|()| err.write_all(b"\n"));
 }
 
 /// End harun the way a closed pipe ends a Unix tool that does not handle SIGPIPE.

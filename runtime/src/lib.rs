@@ -20,6 +20,7 @@ pub mod security;
 pub mod signal;
 pub mod spec;
 pub mod state;
+pub mod stderr;
 pub mod time;
 pub mod timens;
 

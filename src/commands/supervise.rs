@@ -192,7 +192,7 @@ pub fn run(
                 match unit.run() {
                     Ok(_) => 0,
                     Err(e) => {
-                        crate::output::stderr_line(&format!("harun: {e}"));
+                        harun_runtime::stderr::line(&format!("harun: {e}"));
                         1
                     }
                 }

@@ -254,10 +254,10 @@ impl<'r> Unit<'r> {
     /// stop the supervision, so a write error is only reported.
     fn emit(&mut self, event: Event) {
         if self.mode == Mode::Foreground {
-            say(&format!("harun: {event}"));
+            harun_runtime::stderr::line(&format!("harun: {event}"));
         }
         if let Err(e) = self.events.append(&event) {
-            say(&format!("harun: warning: {e}"));
+            harun_runtime::stderr::line(&format!("harun: warning: {e}"));
         }
     }
 
@@ -265,7 +265,7 @@ impl<'r> Unit<'r> {
     fn persist(&mut self) {
         self.record.capture(&self.sup);
         if let Err(e) = self.store.write_record(&self.record) {
-            say(&format!("harun: warning: {e}"));
+            harun_runtime::stderr::line(&format!("harun: warning: {e}"));
         }
     }
 
@@ -279,7 +279,7 @@ impl<'r> Unit<'r> {
         match container::start(self.root, self.opts.create.id) {
             Ok(started) => {
                 for w in started.warnings {
-                    say(&format!("harun: warning: {w}"));
+                    harun_runtime::stderr::line(&format!("harun: warning: {w}"));
                 }
             }
             Err(e) => {
@@ -348,7 +348,7 @@ impl<'r> Unit<'r> {
     fn kill_now(&mut self) {
         if self.init.is_some() {
             if let Err(e) = container::kill(self.root, self.opts.create.id, libc::SIGKILL, true) {
-                say(&format!("harun: warning: {e}"));
+                harun_runtime::stderr::line(&format!("harun: warning: {e}"));
             }
         }
     }
@@ -522,17 +522,6 @@ fn own_proc() -> Result<ProcRef> {
         .map_err(Error::io("read", format!("/proc/{pid}/stat")))?
         .map_or(0, |s| s.start_time);
     Ok(ProcRef { pid, start_time })
-}
-
-/// A line on stderr for whoever watches a foreground supervisor. Best effort: a closed or
-/// broken stderr (`harun run --restart ... 2>&1 | head`) must not end the supervision, and
-/// eprintln! would panic there.
-fn say(line: &str) {
-    use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = err
-        .write_all(line.as_bytes())
-        .and_then(|()| err.write_all(b"\n"));
 }
 
 #[cfg(test)]

@@ -68,11 +68,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
             .send(&FromInit::Error(err.to_string()))
             .is_err()
     {
-        // Best effort (eprintln! would panic on a closed stderr).
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            format!("harun init: {err}\n").as_bytes(),
-        );
+        crate::stderr::line(&format!("harun init: {err}"));
     }
     // SAFETY: _exit is always safe; no destructors or atexit handlers should run in a fork.
     unsafe { libc::_exit(1) }
