@@ -253,7 +253,10 @@ fn ephemeral_uppers_are_gone_in_the_next_run_and_after_delete() {
     let id = h.id("held");
     let pid = start(&h, &b, &id, &[]);
     let upper = h.root().join(&id).join("overlay/upper");
-    wait_for("the upper file", || upper.join("eph").exists());
+    // The shell creates the file before it writes to it: wait for the content.
+    wait_for("the upper file", || {
+        fs::read_to_string(upper.join("eph")).is_ok_and(|t| t == "data\n")
+    });
     assert!(h.root().join(&id).join("overlay/work").is_dir());
     assert_eq!(read_in(pid, "/eph"), "data\n");
     h.delete_force(&id).ok();
