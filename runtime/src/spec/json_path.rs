@@ -135,13 +135,8 @@ impl Scanner<'_> {
             let key = self.string()?;
             self.eat(b':')?;
             self.member(Segment::Key(key))?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.after_member(b'}')? {
+                return Some(());
             }
         }
     }
@@ -153,16 +148,22 @@ impl Scanner<'_> {
         }
         for index in 0.. {
             self.member(Segment::Index(index))?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.after_member(b']')? {
+                return Some(());
             }
         }
         None
+    }
+
+    /// After a member: `,` (more follow: false) or `close` (the container ends: true).
+    fn after_member(&mut self, close: u8) -> Option<bool> {
+        let b = self.peek()?;
+        self.pos += 1;
+        match b {
+            b',' => Some(false),
+            _ if b == close => Some(true),
+            _ => None,
+        }
     }
 
     /// A string at `pos` (which is `"`), unescaped enough to serve as a key.

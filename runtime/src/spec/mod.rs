@@ -51,32 +51,3 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 pub fn parse(text: &[u8]) -> std::result::Result<Spec, (String, String)> {
     json_path::parse(text)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_errors_name_the_field() {
-        let cases: &[(&str, &str)] = &[
-            (
-                r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#,
-                "linux.namespaces[1].type",
-            ),
-            (
-                r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},
-                "capabilities":{"bounding":["CAP_NOPE"]}}}"#,
-                "process.capabilities.bounding",
-            ),
-            (
-                r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"x","gid":0}}}"#,
-                "process.user.uid",
-            ),
-            (r#"{"ociVersion": "1.0.2", "#, "(JSON syntax)"),
-        ];
-        for (text, want) in cases {
-            let (field, reason) = parse(text.as_bytes()).unwrap_err();
-            assert!(field.starts_with(want), "{text}: got {field}: {reason}");
-        }
-    }
-}
