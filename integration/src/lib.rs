@@ -18,6 +18,7 @@
 //! removes the dir.
 
 pub mod caps;
+pub mod clients;
 pub mod console;
 pub mod hostfs;
 pub mod mountinfo;

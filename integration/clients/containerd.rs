@@ -1,0 +1,471 @@
+//! containerd 1.6 + `ctr` driving the runtime under test through containerd's own runc shim
+//! (`ctr run --runc-binary RUNTIME`), as a containerd user swaps runc for another runtime;
+//! a private containerd (config, sockets, root, state in a temp dir) started and stopped by
+//! the suite, a busybox image made locally and imported with `ctr images import`.
+//!
+//! `cargo test -p harun-integration --test clients_containerd [FILTER...]`; with
+//! `HARUN_CLIENT_RUNTIME=/usr/sbin/runc` the same checks run against runc (the control).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use harun_integration::clients::check::{eventually, CheckResult, Suite};
+use harun_integration::clients::cmd::{Cmd, Out};
+use harun_integration::clients::containerd::Containerd;
+use harun_integration::clients::host::{self, patience};
+use harun_integration::clients::image::{self, Image, Spec};
+use harun_integration::clients::suite::SuiteEnv;
+use harun_integration::ensure;
+
+const IMAGE: &str = "docker.io/library/busybox:local";
+const NS: &str = "hc";
+const SERVICE: &str = "echo started; trap 'echo stopping; exit 0' TERM; while :; do sleep 1; done";
+
+struct Ctx {
+    env: SuiteEnv,
+    ctd: Containerd,
+    /// The runtime's state root (`--runc-root`).
+    runc_root: PathBuf,
+    /// Flags every `ctr run` gets: the runtime, its root, and what this host needs.
+    run_flags: Vec<String>,
+}
+
+impl Ctx {
+    fn ctr(&self, args: &[&str]) -> Result<Out, String> {
+        self.ctd.ctr(NS).args(args).run()
+    }
+
+    fn ok(&self, args: &[&str]) -> Result<String, String> {
+        Ok(self.ctr(args)?.ok()?.text().to_string())
+    }
+
+    /// `ctr run FLAGS... EXTRA... IMAGE ID ARGS...`.
+    fn run(&self, extra: &[&str], id: &str, args: &[&str]) -> Cmd {
+        self.ctd
+            .ctr(NS)
+            .arg("run")
+            .args(&self.run_flags)
+            .args(extra)
+            .arg(IMAGE)
+            .arg(id)
+            .args(args)
+    }
+
+    /// `script -qec "ctr ..." /dev/null`: ctr's `-t` needs a real terminal.
+    fn in_terminal(&self, ctr_args: &[String]) -> Result<Out, String> {
+        let quote = |a: &String| format!("'{}'", a.replace('\'', r"'\''"));
+        let mut line = vec![
+            "ctr".to_string(),
+            "--address".into(),
+            self.ctd.sock.to_string_lossy().into(),
+            "-n".into(),
+            NS.into(),
+        ];
+        line.extend(ctr_args.iter().cloned());
+        let line: Vec<String> = line.iter().map(quote).collect();
+        Cmd::new("script", &self.env.path("out"))
+            .args(["-qec", &line.join(" "), "/dev/null"])
+            .timeout(patience(Duration::from_secs(60)))
+            .run()
+    }
+
+    fn task_status(&self, id: &str) -> Result<String, String> {
+        let ls = self.ok(&["task", "ls"])?;
+        ls.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .map(str::to_string)
+            .ok_or_else(|| format!("no task {id} in:\n{ls}"))
+    }
+
+    fn wait_task(&self, id: &str, want: &str) -> CheckResult {
+        eventually(patience(Duration::from_secs(10)), || {
+            let s = self.task_status(id)?;
+            if s == want {
+                Ok(())
+            } else {
+                Err(format!("{id} is {s}, not {want}"))
+            }
+        })
+    }
+
+    /// Deletes a stopped task and the container; the task's exit code (ctr warns
+    /// "task ID exit with non-zero exit code N" and exits 0).
+    fn delete(&self, id: &str) -> Result<i32, String> {
+        let out = self.ctr(&["task", "delete", id])?.ok()?;
+        self.ok(&["container", "rm", id])?;
+        let code = out
+            .stderr
+            .split("non-zero exit code ")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .map_or(Ok(0), |n| n.parse().map_err(|e| format!("{e}: {out}")))?;
+        Ok(code)
+    }
+}
+
+fn main() -> ExitCode {
+    let mut suite = Suite::from_args("clients_containerd");
+    if let Some(why) =
+        host::lacks_programs(&["containerd", "ctr", "containerd-shim-runc-v2", "script"])
+    {
+        suite.skip("containerd", &why);
+        return suite.finish();
+    }
+    let mut ctx = match setup() {
+        Ok(c) => c,
+        Err(e) => {
+            suite.check("setup", || Err(e));
+            return suite.finish();
+        }
+    };
+    images(&mut suite, &ctx);
+    run_basics(&mut suite, &ctx);
+    service(&mut suite, &ctx);
+    lifecycle(&mut suite, &ctx);
+    options(&mut suite, &ctx);
+    suite.check("runtime calls are the documented contract", || {
+        ctx.env.check_contract("containerd")
+    });
+    suite.check("cleanup leaves nothing behind", || cleanup(&mut ctx));
+    suite.finish()
+}
+
+fn setup() -> Result<Ctx, String> {
+    let env = SuiteEnv::new("harun-clients-containerd")?;
+    let ctd = Containerd::start(&env.path("containerd"), None)?;
+    let runc_root = env.path("runc-root");
+    let mut run_flags = vec![
+        "--runc-binary".to_string(),
+        env.runtime.wrapper.to_string_lossy().into_owned(),
+        "--runc-root".into(),
+        runc_root.to_string_lossy().into_owned(),
+    ];
+    if let Some(why) = host::lacks_controllers(&["cpu"]) {
+        // ctr gives every container cpu.shares 1024 unless told otherwise; a cgroup-v2
+        // runtime cannot honour it without the cpu controller (runc could not either).
+        println!("note: ctr run gets --cpu-shares 0: {why}");
+        run_flags.extend(["--cpu-shares".to_string(), "0".into()]);
+    }
+    Ok(Ctx {
+        env,
+        ctd,
+        runc_root,
+        run_flags,
+    })
+}
+
+fn images(s: &mut Suite, c: &Ctx) {
+    let built: Result<Image, String> = image::build(
+        c.env.dir.path(),
+        &Spec {
+            name: IMAGE,
+            cmd: &["sh"],
+            env: &[c.env.tag_env()],
+        },
+    );
+    s.check("import an OCI archive", || {
+        let img = built.as_ref().map_err(Clone::clone)?;
+        c.ok(&["images", "import", &img.oci_archive.to_string_lossy()])?;
+        let ls = c.ok(&["images", "ls", "-q"])?;
+        ensure!(ls.lines().any(|l| l == IMAGE), "{ls}");
+        Ok(())
+    });
+    s.check("import a docker-archive", || {
+        let img = built.as_ref().map_err(Clone::clone)?;
+        c.ok(&["images", "import", &img.docker_archive.to_string_lossy()])?;
+        let ls = c.ok(&["images", "ls", "-q"])?;
+        ensure!(ls.lines().any(|l| l == image::docker_name(IMAGE)), "{ls}");
+        Ok(())
+    });
+}
+
+fn run_basics(s: &mut Suite, c: &Ctx) {
+    s.check("run --rm prints", || {
+        let out = c
+            .run(&["--rm"], "hc-echo", &["echo", "hello"])
+            .run()?
+            .ok()?;
+        ensure!(out.stdout == "hello\n", "{out}");
+        Ok(())
+    });
+    s.check("run exit code", || {
+        c.run(&["--rm"], "hc-exit", &["sh", "-c", "exit 7"])
+            .run()?
+            .exit(7)
+            .map(drop)
+    });
+    s.check(
+        "run of a missing command fails with the runtime's reason",
+        || {
+            let out = c
+                .run(&["--rm"], "hc-missing", &["hc-no-such-cmd"])
+                .run()?
+                .failed()?;
+            ensure!(
+                out.stderr.contains("hc-no-such-cmd") && out.stderr.contains("not found"),
+                "{out}"
+            );
+            // The failed create left nothing: the ID is free again.
+            let out = c.run(&["--rm"], "hc-missing", &["true"]).run()?;
+            out.ok().map(drop)
+        },
+    );
+    s.check("run -t gets a terminal", || {
+        let mut args = vec!["run".to_string()];
+        args.extend(c.run_flags.iter().cloned());
+        args.extend(["--rm", "-t", IMAGE, "hc-tty", "sh", "-c", "tty"].map(String::from));
+        let out = c.in_terminal(&args)?.ok()?;
+        ensure!(out.stdout.contains("/dev/pts/0"), "{out}");
+        Ok(())
+    });
+    s.check("--env --cwd", || {
+        let out = c
+            .run(
+                &["--rm", "--env", "HC=yes", "--cwd", "/tmp"],
+                "hc-env",
+                &["sh", "-c", "pwd; echo $HC"],
+            )
+            .run()?
+            .ok()?;
+        ensure!(out.stdout == "/tmp\nyes\n", "{out}");
+        Ok(())
+    });
+    s.check("rootfs writable, --read-only not", || {
+        let out = c
+            .run(&["--rm"], "hc-rw", &["sh", "-c", "touch /hc && echo wrote"])
+            .run()?
+            .ok()?;
+        ensure!(out.stdout == "wrote\n", "{out}");
+        let out = c
+            .run(&["--rm", "--read-only"], "hc-ro", &["touch", "/hc"])
+            .run()?
+            .failed()?;
+        ensure!(
+            out.stdout.contains("Read-only file system")
+                || out.stderr.contains("Read-only file system"),
+            "{out}"
+        );
+        Ok(())
+    });
+    s.check_unless(
+        "--memory-limit",
+        host::lacks_controllers(&["memory"]),
+        || {
+            let out = c
+                .run(
+                    &["--rm", "--memory-limit", "67108864"],
+                    "hc-mem",
+                    &["cat", "/sys/fs/cgroup/memory.max"],
+                )
+                .run()?
+                .ok()?;
+            ensure!(out.stdout == "67108864\n", "{out}");
+            Ok(())
+        },
+    );
+}
+
+fn service(s: &mut Suite, c: &Ctx) {
+    let svc = "hc-svc";
+    s.check("run -d, task ls", || {
+        c.run(&["-d"], svc, &["sh", "-c", SERVICE]).run()?.ok()?;
+        c.wait_task(svc, "RUNNING")
+    });
+    s.check("task exec", || {
+        let out = c.ok(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            svc,
+            "echo",
+            "in-container",
+        ])?;
+        ensure!(out == "in-container", "{out:?}");
+        Ok(())
+    });
+    s.check("task exec --user --cwd", || {
+        let out = c.ok(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e5",
+            "--user",
+            "1000",
+            "--cwd",
+            "/tmp",
+            svc,
+            "sh",
+            "-c",
+            "id -u; pwd",
+        ])?;
+        ensure!(out == "1000\n/tmp", "{out:?}");
+        Ok(())
+    });
+    s.check("task exec exit code", || {
+        c.ctr(&["task", "exec", "--exec-id", "e2", svc, "sh", "-c", "exit 5"])?
+            .exit(5)
+            .map(drop)
+    });
+    s.check("task exec -t gets a terminal", || {
+        let args = [
+            "task",
+            "exec",
+            "-t",
+            "--exec-id",
+            "e3",
+            svc,
+            "sh",
+            "-c",
+            "tty",
+        ]
+        .map(String::from);
+        let out = c.in_terminal(&args)?.ok()?;
+        ensure!(out.stdout.contains("/dev/pts/"), "{out}");
+        Ok(())
+    });
+    s.check("task ps", || {
+        let ls = c.ok(&["task", "ls"])?;
+        let pid = ls
+            .lines()
+            .find(|l| l.starts_with(svc))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .ok_or(format!("no pid in {ls}"))?
+            .to_string();
+        let ps = c.ok(&["task", "ps", svc])?;
+        ensure!(
+            ps.lines()
+                .any(|l| l.split_whitespace().next() == Some(pid.as_str())),
+            "init {pid} not in:\n{ps}"
+        );
+        ensure!(
+            ps.lines().count() >= 3,
+            "expected the shell and its sleep:\n{ps}"
+        );
+        Ok(())
+    });
+    s.check_unless("task metrics (cgroup v2)", host::lacks_unified(), || {
+        let out = c.ok(&["task", "metrics", svc])?;
+        ensure!(
+            out.contains("memory.usage") && out.contains("pids.current"),
+            "{out}"
+        );
+        ensure!(!out.contains("usage_in_bytes"), "cgroup v1 names:\n{out}");
+        Ok(())
+    });
+    s.check("pause, resume", || {
+        c.ok(&["task", "pause", svc])?;
+        c.wait_task(svc, "PAUSED")?;
+        c.ok(&["task", "resume", svc])?;
+        c.wait_task(svc, "RUNNING")?;
+        let out = c.ok(&["task", "exec", "--exec-id", "e4", svc, "echo", "thawed"])?;
+        ensure!(out == "thawed", "{out:?}");
+        Ok(())
+    });
+    s.check("kill (TERM), delete with the exit status", || {
+        c.ok(&["task", "kill", svc])?;
+        c.wait_task(svc, "STOPPED")?;
+        let code = c.delete(svc)?;
+        ensure!(code == 0, "task delete after the TERM trap: exit {code}");
+        Ok(())
+    });
+}
+
+fn lifecycle(s: &mut Suite, c: &Ctx) {
+    s.check("kill -a SIGKILL reaches every process", || {
+        c.run(
+            &["-d"],
+            "hc-all",
+            &["sh", "-c", "sleep 1000 & sleep 1000 & wait"],
+        )
+        .run()?
+        .ok()?;
+        c.wait_task("hc-all", "RUNNING")?;
+        eventually(patience(Duration::from_secs(10)), || {
+            let ps = c.ok(&["task", "ps", "hc-all"])?;
+            if ps.lines().count() >= 4 {
+                Ok(())
+            } else {
+                Err(ps)
+            }
+        })?;
+        c.ok(&["task", "kill", "-a", "-s", "SIGKILL", "hc-all"])?;
+        c.wait_task("hc-all", "STOPPED")?;
+        let code = c.delete("hc-all")?;
+        ensure!(code == 137, "exit after SIGKILL: {code}");
+        Ok(())
+    });
+    s.check("kill of a stopped task, then delete", || {
+        c.run(&["-d"], "hc-done", &["true"]).run()?.ok()?;
+        c.wait_task("hc-done", "STOPPED")?;
+        // containerd sends kill --all to a stopped container; the runtime must not fail it.
+        let _ = c.ctr(&["task", "kill", "-a", "-s", "SIGKILL", "hc-done"])?;
+        let code = c.delete("hc-done")?;
+        ensure!(code == 0, "{code}");
+        Ok(())
+    });
+    s.check("--null-io --pid-file", || {
+        let pid_file = c.env.path("hc-nullio.pid");
+        c.run(
+            &["-d", "--null-io", "--pid-file", &pid_file.to_string_lossy()],
+            "hc-nullio",
+            &["sleep", "1000"],
+        )
+        .run()?
+        .ok()?;
+        let pid = std::fs::read_to_string(&pid_file).map_err(|e| e.to_string())?;
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+            .map_err(|e| format!("pid {pid}: {e}"))?;
+        ensure!(
+            cmdline == b"sleep\x001000\x00",
+            "pid {pid} runs {:?}",
+            String::from_utf8_lossy(&cmdline)
+        );
+        c.ok(&["task", "kill", "-s", "SIGKILL", "hc-nullio"])?;
+        c.wait_task("hc-nullio", "STOPPED")?;
+        c.delete("hc-nullio").map(drop)
+    });
+}
+
+fn options(s: &mut Suite, c: &Ctx) {
+    s.check("the runtime state lives in --runc-root", || {
+        c.run(&["-d"], "hc-root", &["sleep", "1000"]).run()?.ok()?;
+        let entry = c.runc_root.join(NS).join("hc-root");
+        let there = entry.exists();
+        c.ok(&["task", "kill", "-s", "SIGKILL", "hc-root"])?;
+        c.wait_task("hc-root", "STOPPED")?;
+        c.delete("hc-root")?;
+        ensure!(
+            there,
+            "{} did not exist while the task ran",
+            entry.display()
+        );
+        ensure!(!entry.exists(), "{} outlived the delete", entry.display());
+        Ok(())
+    });
+}
+
+fn cleanup(c: &mut Ctx) -> CheckResult {
+    let mut problems = Vec::new();
+    if let Err(e) = c.ctd.shutdown(&[NS]) {
+        problems.push(e);
+    }
+    let root = c.runc_root.join(NS);
+    if let Err(e) = eventually(patience(Duration::from_secs(5)), || {
+        let l = c.env.leaks(std::slice::from_ref(&root), &[NS]);
+        if l.is_empty() {
+            Ok(())
+        } else {
+            Err(l.join("\n"))
+        }
+    }) {
+        problems.push(e);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
