@@ -1,13 +1,23 @@
 //! `linux.seccomp`: the container's process runs under the profile's filter. Every effect is
-//! checked from what busybox in the container prints (errno texts, exit codes) and from
-//! /proc/self/status; bad profiles fail `create` with the field named and nothing left.
+//! checked from what busybox or a static probe in the container prints (errno texts and
+//! numbers, exit codes) and from /proc/self/status, and where it matters against runc
+//! 1.1.5 on the same bundle; bad profiles fail `create` with the field named and nothing
+//! left.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
 
 use harun_integration::procs::parse_kv;
-use harun_integration::{harun, Bundle, Harun};
+use harun_integration::{harun, Bundle, Harun, Out};
 use serde_json::{json, Value};
 
 /// The profile containerd writes into config.json for a default container (amd64).
 const DOCKER_DEFAULT: &str = include_str!("fixtures/seccomp/docker-default.json");
+/// The profile podman 4.3 writes for a default container (amd64); see the fixtures' README.
+const PODMAN_DEFAULT: &str = include_str!("fixtures/seccomp/podman-default.json");
+/// The reference runtime: Debian 12's runc 1.1.5 (libseccomp 2.5.4).
+const RUNC: &str = "/usr/sbin/runc";
 
 fn docker_default() -> Value {
     serde_json::from_str(DOCKER_DEFAULT).expect("fixture is JSON")
@@ -97,13 +107,14 @@ fn argument_conditions_match_only_their_values() {
     );
     // personality(PER_LINUX) allowed, any other persona EXDEV; opens with O_CREAT (0100 on
     // x86_64 and aarch64) EACCES, other opens pass. `open` exists on x86_64 only (skipped
-    // elsewhere).
+    // elsewhere). (An ALLOW rule for PER_LINUX before an EXDEV rule without conditions
+    // would not do: runc drops rules with the default action, and the EXDEV rule alone
+    // would decide.)
     b.set(
         "/linux/seccomp",
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]},
             {"names": ["openat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
              "args": [{"index": 2, "value": 64, "valueTwo": 64, "op": "SCMP_CMP_MASKED_EQ"}]},
             {"names": ["open"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
@@ -323,4 +334,236 @@ fn errno_ret_on_allow_fails_create() {
         one_rule(json!({"names": ["kill"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1})),
         &["linux.seccomp.syscalls[1].errnoRet"],
     );
+}
+
+/// Compiles the static probe (tests/fixtures/seccomp/probe.c) into the bundle's /bin/probe.
+/// `cc` is there wherever cargo links Rust on Linux; `-static` needs libc.a (libc6-dev).
+fn add_probe(b: &Bundle) {
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seccomp/probe.c"
+    );
+    let dst = b.rootfs().join("bin/probe");
+    let out = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&dst)
+        .arg(src)
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "cc -static {src}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One system call for the probe: a label, the number and up to six integer arguments.
+struct Call {
+    label: &'static str,
+    arg: String,
+}
+
+fn call(label: &'static str, nr: libc::c_long, args: &[u64]) -> Call {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:#x}")).collect();
+    let arg = if args.is_empty() {
+        nr.to_string()
+    } else {
+        format!("{nr}:{}", args.join(","))
+    };
+    Call { label, arg }
+}
+
+/// `probe CALLS...` as the container's command line.
+fn probe_args(calls: &[Call]) -> Vec<String> {
+    std::iter::once("probe".to_string())
+        .chain(calls.iter().map(|c| c.arg.clone()))
+        .collect()
+}
+
+/// What each call returned, by label: 0 or the errno, from the probe's `ARG=N` lines.
+fn results(stdout: &str, calls: &[Call]) -> BTreeMap<&'static str, i32> {
+    let kv = parse_kv(stdout);
+    calls
+        .iter()
+        .map(|c| {
+            let v = kv
+                .get(&c.arg)
+                .unwrap_or_else(|| panic!("no {}:\n{stdout}", c.arg));
+            (c.label, v.parse().expect("errno number"))
+        })
+        .collect()
+}
+
+/// Runs `b` under harun, then under runc as the reference when /usr/sbin/runc exists, and
+/// asserts that both printed the same; returns harun's output.
+fn same_as_runc(h: &Harun, b: &Bundle, name: &str) -> Out {
+    let out = h.run(&h.id(name), b).ok();
+    if !Path::new(RUNC).exists() {
+        eprintln!("{name}: no {RUNC}, harun's output not compared with runc's");
+        return out;
+    }
+    let runc = Harun::new(RUNC);
+    let reference = runc.run(&runc.id(name), b).ok();
+    assert_eq!(
+        out.stdout, reference.stdout,
+        "harun and runc differ\nharun: {out}\nrunc: {reference}"
+    );
+    runc.assert_clean();
+    eprintln!("{name}: harun and runc both printed:\n{}", out.stdout);
+    out
+}
+
+#[test]
+fn podman_default_profile_loads_and_decides_like_runc() {
+    // podman's profile names setns in an allow rule and again in an errno rule; socket in
+    // four rules with conditions. The container gets podman's capabilities plus
+    // CAP_SYS_ADMIN, so that the kernel would allow sethostname: its EPERM is the filter's.
+    let h = harun!();
+    let mut b = bundle(&h, "");
+    add_probe(&b);
+    let calls = [
+        call("setns", libc::SYS_setns, &[0, 0]),
+        call("unshare", libc::SYS_unshare, &[0]),
+        call("sethostname", libc::SYS_sethostname, &[0, 1]),
+        call("bpf", libc::SYS_bpf, &[0, 0, 0]),
+        call("socket_netlink_audit", libc::SYS_socket, &[16, 3, 9]),
+        call("socket_netlink_route", libc::SYS_socket, &[16, 3, 0]),
+        call("socket_inet", libc::SYS_socket, &[2, 1, 0]),
+        call("personality_query", libc::SYS_personality, &[0xffff_ffff]),
+        call("personality_uname26", libc::SYS_personality, &[0x0002_0000]),
+        call(
+            "personality_short_inode",
+            libc::SYS_personality,
+            &[0x0100_0000],
+        ),
+        call("add_key", libc::SYS_add_key, &[0, 0, 0, 0, 0]),
+    ];
+    let script = format!(
+        "{STATUS}; {} 2>&1; unshare -U true 2>&1; echo unshare_user=$?; \
+         hostname podman 2>&1; echo hostname=$?",
+        probe_args(&calls).join(" ")
+    );
+    let caps: Vec<Value> = PODMAN_CAPS
+        .iter()
+        .chain(&["CAP_SYS_ADMIN"])
+        .map(|c| json!(c))
+        .collect();
+    b.sh(&script).set("/linux/seccomp", podman_default()).set(
+        "/process/capabilities",
+        json!({"bounding": caps, "effective": caps, "permitted": caps}),
+    );
+    let out = same_as_runc(&h, &b, "podman");
+    let (einval, eperm, enosys) = (libc::EINVAL, libc::EPERM, libc::ENOSYS);
+    let want = BTreeMap::from([
+        // Allowed by syscalls[1], whose rule comes first: the kernel answers (fd 0 is not
+        // a namespace).
+        ("setns", einval),
+        ("unshare", 0),
+        // syscalls[10]: EPERM, although the capability is there.
+        ("sethostname", eperm),
+        ("bpf", eperm),
+        // syscalls[18]: EINVAL for an audit socket; [19] and [20] allow the others.
+        ("socket_netlink_audit", einval),
+        ("socket_netlink_route", 0),
+        ("socket_inet", 0),
+        ("personality_query", 0),
+        ("personality_uname26", 0),
+        // Not named with that argument, nor add_key at all: the default ENOSYS.
+        ("personality_short_inode", enosys),
+        ("add_key", enosys),
+    ]);
+    assert_eq!(results(&out.stdout, &calls), want, "{out}");
+    let kv = parse_kv(&out.stdout);
+    assert_eq!(kv["unshare_user"], "0", "{out}");
+    assert_eq!(kv["hostname"], "1", "{out}");
+    assert!(
+        out.stdout
+            .contains("hostname: sethostname: Operation not permitted"),
+        "{out}"
+    );
+    assert_eq!(kv["Seccomp"], "2", "{out}");
+    assert_eq!(kv["Seccomp_filters"], "1", "{out}");
+    h.assert_clean();
+}
+
+/// podman 4.3's default capabilities (what it wrote with the fixture's profile).
+const PODMAN_CAPS: [&str; 11] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+fn podman_default() -> Value {
+    serde_json::from_str(PODMAN_DEFAULT).expect("fixture is JSON")
+}
+
+#[test]
+fn rules_for_one_syscall_resolve_like_runc() {
+    // Default ALLOW: each syscall's rules decide alone, with errnos the kernel would not
+    // give these calls (EACCES, ENOTDIR, EXDEV).
+    let h = harun!();
+    let mut b = h.bundle();
+    add_probe(&b);
+    let rule = |name: &str, errno: u32, args: Value| json!({"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": errno, "args": args});
+    let arg0 = |op: &str, v: u64| json!([{"index": 0, "value": v, "op": op}]);
+    let none = Value::Null;
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            // The first rule without conditions wins, a later one is dropped.
+            rule("getsid", 13, none.clone()),
+            rule("getsid", 20, none.clone()),
+            // ... so is a later rule with conditions.
+            rule("getpgid", 13, none.clone()),
+            rule("getpgid", 20, arg0("SCMP_CMP_EQ", 7)),
+            // A rule without conditions replaces the rules with conditions before it.
+            rule("sched_getscheduler", 13, arg0("SCMP_CMP_EQ", 7)),
+            rule("sched_getscheduler", 20, none.clone()),
+            // Rules with conditions only: the first that holds decides, else the default.
+            rule("sched_getparam", 13, arg0("SCMP_CMP_EQ", 7)),
+            rule("sched_getparam", 20, arg0("SCMP_CMP_LT", 9)),
+            // A rule with the default action is dropped first (runc skips it).
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0xffff_ffffu64, "op": "SCMP_CMP_EQ"}]},
+            rule("personality", 18, none)
+        ]}),
+    );
+    let calls = [
+        call("getsid", libc::SYS_getsid, &[7]),
+        call("getpgid_7", libc::SYS_getpgid, &[7]),
+        call("getpgid_8", libc::SYS_getpgid, &[8]),
+        call("sched_getscheduler_7", libc::SYS_sched_getscheduler, &[7]),
+        call("sched_getscheduler_8", libc::SYS_sched_getscheduler, &[8]),
+        call("sched_getparam_7", libc::SYS_sched_getparam, &[7, 0]),
+        call("sched_getparam_8", libc::SYS_sched_getparam, &[8, 0]),
+        call("sched_getparam_9", libc::SYS_sched_getparam, &[9, 0]),
+        call("personality_query", libc::SYS_personality, &[0xffff_ffff]),
+        call("getppid", libc::SYS_getppid, &[]),
+    ];
+    let args = probe_args(&calls);
+    b.args(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = same_as_runc(&h, &b, "resolve");
+    let want = BTreeMap::from([
+        ("getsid", libc::EACCES),
+        ("getpgid_7", libc::EACCES),
+        ("getpgid_8", libc::EACCES),
+        ("sched_getscheduler_7", libc::ENOTDIR),
+        ("sched_getscheduler_8", libc::ENOTDIR),
+        ("sched_getparam_7", libc::EACCES),
+        ("sched_getparam_8", libc::ENOTDIR),
+        // Through the filter: the kernel refuses the null pointer.
+        ("sched_getparam_9", libc::EINVAL),
+        ("personality_query", libc::EXDEV),
+        ("getppid", 0),
+    ]);
+    assert_eq!(results(&out.stdout, &calls), want, "{out}");
+    h.assert_clean();
 }

@@ -1,18 +1,23 @@
 //! `linux.seccomp` -> per-syscall rule chains for one architecture. Pure: no system calls.
 //!
-//! Semantics, following runc (libcontainer/seccomp) where the spec is silent:
+//! Semantics, following runc 1.1 (libcontainer/seccomp) and the libseccomp 2.5 it builds the
+//! filter with, where the spec is silent:
 //! - each `syscalls[i]` entry gives its action to every name in `names`; a name the target
 //!   architecture does not know is skipped with a note (runc logs it at debug level);
 //! - the `args` of one entry are ANDed, except when two of them test the same argument: then
 //!   each becomes a rule of its own and they are ORed (runc's "old behaviour" for that case);
-//! - for one syscall, the rules with conditions are tried in profile order and the first that
-//!   holds decides; then the entry without conditions, if there is one; then `defaultAction`;
-//! - two condition-less entries giving one syscall different actions are an error (libseccomp
-//!   refuses the second rule too);
+//! - a rule whose action (errno included) is `defaultAction`'s is dropped before anything
+//!   else (runc's `matchCall` skips it: libseccomp refuses such rules);
+//! - one syscall named by several entries is resolved in profile order as libseccomp's
+//!   `db_rule_add` does: the first entry without conditions decides alone (a later entry,
+//!   with conditions or without, is dropped; the rules with conditions before it are
+//!   replaced); rules with conditions, while there is no such entry, are tried in profile
+//!   order and the first that holds decides, else `defaultAction`. Dropped rules that would
+//!   have given another action are reported in the notes;
 //! - argument values compare as 64 bits (libseccomp on 64-bit architectures);
 //!   `SCMP_CMP_MASKED_EQ` is `(arg & value) == valueTwo`; `valueTwo` is ignored by the others.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
@@ -35,17 +40,19 @@ pub struct Plan {
     /// SECCOMP_FILTER_FLAG_* bits for seccomp(2).
     pub flags: libc::c_ulong,
     pub chains: BTreeMap<i64, Chain>,
-    /// Debug notes: names skipped because the architecture does not know them.
+    /// Debug notes: names skipped because the architecture does not know them, rules
+    /// dropped because an earlier one decides.
     pub notes: Vec<String>,
 }
 
-/// The rules of one syscall.
-#[derive(Debug, Default, PartialEq)]
-pub struct Chain {
-    /// Rules with conditions, in profile order: the first that holds decides.
-    pub rules: Vec<(SeccompRule, SeccompAction)>,
-    /// The action of the condition-less entry, and that entry's index.
-    pub fallback: Option<(SeccompAction, usize)>,
+/// What one syscall does (every rule of it gives an action other than the default).
+#[derive(Debug, PartialEq)]
+pub enum Chain {
+    /// One action whatever the arguments: the first entry without conditions (its index).
+    Always { action: SeccompAction, entry: usize },
+    /// Rules with conditions, in profile order: the first that holds decides, else the
+    /// default action.
+    When(Vec<(SeccompRule, SeccompAction)>),
 }
 
 /// Check `seccomp` whole and turn it into a [`Plan`] for `target`.
@@ -78,6 +85,7 @@ pub fn plan(seccomp: &LinuxSeccomp, target: Target) -> Result<Plan> {
     Ok(plan)
 }
 
+/// Checks entry `i` and adds its rules to `plan`.
 fn add_entry(plan: &mut Plan, i: usize, entry: &LinuxSyscall, target: Target) -> Result<()> {
     let field = format!("linux.seccomp.syscalls[{i}]");
     let act = action(
@@ -94,41 +102,92 @@ fn add_entry(plan: &mut Plan, i: usize, entry: &LinuxSyscall, target: Target) ->
         ));
     }
     for (j, name) in entry.names().iter().enumerate() {
+        let field = format!("{field}.names[{j}]");
         if name.is_empty() {
-            return Err(Error::spec(
-                format!("{field}.names[{j}]"),
-                "must not be empty",
-            ));
+            return Err(Error::spec(field, "must not be empty"));
         }
         let Some(nr) = target.syscall(name) else {
             plan.notes.push(format!(
-                "{field}.names[{j}]: `{name}` is not a syscall on {}, skipped",
+                "{field}: `{name}` is not a syscall on {}, skipped",
                 target.name()
             ));
             continue;
         };
-        let chain = plan.chains.entry(nr).or_default();
-        if rules.is_empty() {
-            match &chain.fallback {
-                Some((prev, k)) if *prev != act => {
-                    return Err(Error::spec(
-                        format!("{field}.names[{j}]"),
-                        format!(
-                            "`{name}` already has another action without conditions in \
-                             linux.seccomp.syscalls[{k}]"
-                        ),
-                    ))
-                }
-                Some(_) => {}
-                None => chain.fallback = Some((act.clone(), i)),
+        if act != plan.default {
+            let rule = Rule {
+                nr,
+                entry: i,
+                rules: &rules,
+                action: &act,
+            };
+            if let Some(note) = rule.resolve(&mut plan.chains) {
+                plan.notes.push(format!("{field}: `{name}` {note}"));
             }
-        } else {
-            chain
-                .rules
-                .extend(rules.iter().map(|r| (r.clone(), act.clone())));
         }
     }
     Ok(())
+}
+
+/// One entry's rule(s) for one syscall, about to join what earlier entries gave it.
+struct Rule<'a> {
+    nr: i64,
+    entry: usize,
+    /// Empty: no conditions.
+    rules: &'a [SeccompRule],
+    action: &'a SeccompAction,
+}
+
+impl Rule<'_> {
+    /// Adds the rule as libseccomp's `db_rule_add` does; a note when it is dropped although
+    /// its action differs from the one that decides, or when it replaces earlier rules.
+    fn resolve(self, chains: &mut BTreeMap<i64, Chain>) -> Option<String> {
+        let chain = match chains.entry(self.nr) {
+            Entry::Vacant(slot) => {
+                slot.insert(self.chain());
+                return None;
+            }
+            Entry::Occupied(slot) => slot.into_mut(),
+        };
+        match (chain, self.rules) {
+            (Chain::Always { action, entry }, _) => (action != self.action).then(|| {
+                format!(
+                    "already has {action:?} without conditions from \
+                     linux.seccomp.syscalls[{entry}]; this rule is ignored, as libseccomp \
+                     ignores it"
+                )
+            }),
+            (chain, []) => {
+                *chain = self.chain();
+                Some(
+                    "has no conditions here: the earlier rules with conditions are replaced, \
+                     as in libseccomp"
+                        .to_string(),
+                )
+            }
+            (Chain::When(earlier), rules) => {
+                earlier.extend(self.with_action(rules));
+                None
+            }
+        }
+    }
+
+    /// The chain of a syscall that has only this rule.
+    fn chain(&self) -> Chain {
+        match self.rules {
+            [] => Chain::Always {
+                action: self.action.clone(),
+                entry: self.entry,
+            },
+            rules => Chain::When(self.with_action(rules)),
+        }
+    }
+
+    fn with_action(&self, rules: &[SeccompRule]) -> Vec<(SeccompRule, SeccompAction)> {
+        rules
+            .iter()
+            .map(|r| (r.clone(), self.action.clone()))
+            .collect()
+    }
 }
 
 /// OCI action (+ errnoRet) -> seccompiler action. ERRNO and TRACE default to EPERM, as in
@@ -392,18 +451,16 @@ mod tests {
         }))
         .unwrap();
         let eq = |i, v| cond(i, SeccompCmpOp::Eq, v);
-        let socket = &p.chains[&nr("socket")];
         assert_eq!(
-            socket.rules,
-            vec![(
+            p.chains[&nr("socket")],
+            Chain::When(vec![(
                 SeccompRule::new(vec![eq(0, 2), eq(1, 3)]).unwrap(),
                 SeccompAction::Errno(1)
-            )]
+            )])
         );
-        let kill = &p.chains[&nr("kill")];
         assert_eq!(
-            kill.rules,
-            vec![
+            p.chains[&nr("kill")],
+            Chain::When(vec![
                 (
                     SeccompRule::new(vec![eq(1, 9)]).unwrap(),
                     SeccompAction::Errno(1)
@@ -412,13 +469,12 @@ mod tests {
                     SeccompRule::new(vec![eq(1, 15)]).unwrap(),
                     SeccompAction::Errno(1)
                 ),
-            ]
+            ])
         );
-        assert_eq!(kill.fallback, None);
     }
 
     #[test]
-    fn plan_collects_chains_fallbacks_flags_and_notes() {
+    fn plan_collects_chains_flags_and_notes() {
         let p = plan_x86(json!({
             "defaultAction": "SCMP_ACT_ERRNO",
             "defaultErrnoRet": 38,
@@ -429,7 +485,9 @@ mod tests {
                 {"names": ["read", "write", "chown32", "read"], "action": "SCMP_ACT_ALLOW"},
                 {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                  "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
-                {"names": ["personality"], "action": "SCMP_ACT_LOG"}
+                {"names": ["personality"], "action": "SCMP_ACT_LOG"},
+                {"names": ["kill"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}
             ]
         }))
         .unwrap();
@@ -440,17 +498,19 @@ mod tests {
                 | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
                 | libc::SECCOMP_FILTER_FLAG_TSYNC
         );
-        assert_eq!(p.chains.len(), 3);
-        assert_eq!(
-            p.chains[&nr("read")].fallback,
-            Some((SeccompAction::Allow, 0))
-        );
-        let pers = &p.chains[&nr("personality")];
-        assert_eq!(pers.fallback, Some((SeccompAction::Log, 2)));
-        assert_eq!(pers.rules.len(), 1);
+        assert_eq!(p.chains.len(), 4);
+        let always = |action, entry| Chain::Always { action, entry };
+        assert_eq!(p.chains[&nr("read")], always(SeccompAction::Allow, 0));
+        assert_eq!(p.chains[&nr("personality")], always(SeccompAction::Log, 2));
+        assert!(matches!(&p.chains[&nr("kill")], Chain::When(r) if r.len() == 1));
         assert_eq!(
             p.notes,
-            ["linux.seccomp.syscalls[0].names[2]: `chown32` is not a syscall on x86_64, skipped"]
+            [
+                "linux.seccomp.syscalls[0].names[2]: `chown32` is not a syscall on x86_64, \
+                 skipped",
+                "linux.seccomp.syscalls[2].names[0]: `personality` has no conditions here: the \
+                 earlier rules with conditions are replaced, as in libseccomp"
+            ]
         );
     }
 
@@ -532,13 +592,6 @@ mod tests {
                 "linux.seccomp.syscalls[0].args[1].index: 7 is not a syscall argument",
             ),
             (
-                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-                    {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
-                    {"names": ["write", "read"], "action": "SCMP_ACT_KILL"}]}),
-                "linux.seccomp.syscalls[1].names[1]: `read` already has another action \
-                 without conditions in linux.seccomp.syscalls[0]",
-            ),
-            (
                 json!({"defaultAction": "SCMP_ACT_ALLOW",
                        "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
                 "linux.seccomp.flags[1]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
@@ -552,17 +605,5 @@ mod tests {
             let err = plan_x86(v.clone()).unwrap_err();
             assert!(err.starts_with(want), "{v}:\n got  {err}\n want {want}");
         }
-    }
-
-    #[test]
-    fn same_action_twice_without_conditions_is_fine() {
-        let p = plan_x86(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-            {"names": ["bpf"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["bpf"], "action": "SCMP_ACT_ALLOW"}]}))
-        .unwrap();
-        assert_eq!(
-            p.chains[&nr("bpf")].fallback,
-            Some((SeccompAction::Allow, 0))
-        );
     }
 }

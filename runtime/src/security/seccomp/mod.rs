@@ -17,6 +17,10 @@
 //! of `architectures` are accepted and ignored, and a process of another ABI (32-bit x86 or
 //! ARM, x32) is killed rather than let through unfiltered. Unknown syscall names are skipped
 //! and reported in [`Filter::notes`]. SCMP_ACT_NOTIFY (user notification) is not supported.
+//!
+//! A profile is read the way runc 1.1 with libseccomp 2.5 reads it (see `convert.rs`): rules
+//! giving the default action are dropped, and for a syscall named by several entries, the
+//! first entry without conditions decides (podman's default profile relies on it).
 
 mod convert;
 mod program;
@@ -144,7 +148,8 @@ impl Filter {
         })
     }
 
-    /// Debug notes: syscall names skipped because the architecture does not have them.
+    /// Debug notes: syscall names skipped because the architecture does not have them,
+    /// rules dropped or replaced because another rule for the same syscall decides.
     pub fn notes(&self) -> &[String] {
         &self.notes
     }

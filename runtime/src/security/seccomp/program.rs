@@ -8,13 +8,14 @@
 //! A = arch;  A != AUDIT_ARCH_<target>      -> KILL_PROCESS   (other ABIs never pass)
 //! A = nr;    (x86_64) A >= __X32_SYSCALL_BIT -> KILL_PROCESS (x32 calls never pass)
 //! binary search on nr over the syscalls that have rules (JGE + JA per level), then in a
-//! leaf, per syscall:  A == nr ? [rule 1][RET action 1] ... [rule n][RET action n]
-//!                               [RET fallback or default]
+//! leaf, per syscall:  A == nr ? RET action                                    (Always)
+//!                     A == nr ? [rule 1][RET action 1] ... [rule n][RET action n]
+//!                               RET default                                    (When)
 //! leaf end:           RET default
 //! ```
 //!
-//! A rule that fails jumps to the next rule, the last one to the syscall's fallback; a
-//! syscall number that does not match jumps over the whole block (seccompiler's rule layout
+//! A rule that fails jumps to the next rule, the last one to the RET default; a syscall
+//! number that does not match jumps over the whole block (seccompiler's rule layout
 //! guarantees both, given exactly one instruction after each rule). One program keeps
 //! `/proc/PID/status` at `Seccomp_filters: 1` and the kernel runs one filter per syscall.
 
@@ -77,8 +78,10 @@ pub fn assemble(plan: &Plan, target: Target) -> Result<Vec<libc::sock_filter>> {
 
 /// A syscall whose every path ends in the default action needs no code.
 fn is_default(chain: &Chain, default: &SeccompAction) -> bool {
-    let fallback = chain.fallback.as_ref().map_or(default, |(a, _)| a);
-    fallback == default && chain.rules.iter().all(|(_, a)| a == default)
+    match chain {
+        Chain::Always { action, .. } => action == default,
+        Chain::When(rules) => rules.iter().all(|(_, a)| a == default),
+    }
 }
 
 fn syscall_nr(nr: i64) -> Result<u32> {
@@ -88,15 +91,20 @@ fn syscall_nr(nr: i64) -> Result<u32> {
         .ok_or_else(|| Error::spec("linux.seccomp", format!("bad syscall number {nr}")))
 }
 
-/// `A == nr ? rules..., fallback : skip` (the layout seccompiler's rules expect).
+/// `A == nr ? rules..., default : skip` (the layout seccompiler's rules expect).
 fn block(nr: i64, chain: &Chain, default: &SeccompAction) -> Result<Vec<Insn>> {
     let mut out = vec![jump(JEQ_K, syscall_nr(nr)?, 0, 1)];
-    for (rule, action) in &chain.rules {
-        out.extend(BpfProgram::from(rule.clone()));
-        out.push(stmt(RET_K, u32::from(action.clone())));
-    }
-    let fallback = chain.fallback.as_ref().map_or(default, |(a, _)| a);
-    out.push(stmt(RET_K, u32::from(fallback.clone())));
+    let last = match chain {
+        Chain::Always { action, .. } => action,
+        Chain::When(rules) => {
+            for (rule, action) in rules {
+                out.extend(BpfProgram::from(rule.clone()));
+                out.push(stmt(RET_K, u32::from(action.clone())));
+            }
+            default
+        }
+    };
+    out.push(stmt(RET_K, u32::from(last.clone())));
     Ok(out)
 }
 
@@ -284,18 +292,17 @@ mod tests {
     fn argument_conditions_match_only_the_right_arguments() {
         let t = Target::X86_64;
         let prog = compile(
-            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-                // personality: query allowed, 0 allowed, anything else EPERM.
+            // Not ALLOW: rules giving the default action are dropped (runc's matchCall).
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [
+                // personality: query allowed, 0 allowed, anything else ENOSYS.
                 {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                  "args": [{"index": 0, "value": 0xffff_ffffu64, "op": "SCMP_CMP_EQ"}]},
                 {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                  "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
-                {"names": ["personality"], "action": "SCMP_ACT_ERRNO"},
-                // clone: any namespace flag -> EPERM (Docker's mask).
+                // clone: any namespace flag -> ENOSYS (Docker's mask).
                 {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
                  "args": [{"index": 0, "value": 0x7e02_0000u64, "valueTwo": 0,
                            "op": "SCMP_CMP_MASKED_EQ"}]},
-                {"names": ["clone"], "action": "SCMP_ACT_ERRNO"},
                 {"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
                  "args": [{"index": 0, "value": 0x200, "op": "SCMP_CMP_NE"}]},
                 // Two args ANDed, 64-bit compares.
@@ -312,27 +319,28 @@ mod tests {
         );
         let v = |name: &str, args: [u64; 6]| run(&prog, t.audit_arch(), nr(t, name), args);
         let a0 = |x: u64| [x, 0, 0, 0, 0, 0];
+        let other = errno(38);
         assert_eq!(v("personality", a0(0xffff_ffff)), ALLOW);
         assert_eq!(v("personality", a0(0)), ALLOW);
-        assert_eq!(v("personality", a0(8)), errno(1));
+        assert_eq!(v("personality", a0(8)), other);
         // The upper half counts: 0x1_ffff_ffff is not 0xffff_ffff.
-        assert_eq!(v("personality", a0(0x1_ffff_ffff)), errno(1));
+        assert_eq!(v("personality", a0(0x1_ffff_ffff)), other);
         assert_eq!(v("clone", a0(0x0001_1200)), ALLOW);
-        assert_eq!(v("clone", a0(0x0001_1200 | 0x2000_0000)), errno(1));
-        assert_eq!(v("unshare", a0(0x200)), ALLOW);
+        assert_eq!(v("clone", a0(0x0001_1200 | 0x2000_0000)), other);
+        assert_eq!(v("unshare", a0(0x200)), other);
         assert_eq!(v("unshare", a0(0x0002_0000)), errno(13));
         assert_eq!(v("unshare", a0(0x1_0000_0200)), errno(13));
         assert_eq!(v("kill", [1, 9, 0, 0, 0, 0]), errno(3));
         assert_eq!(v("kill", [0, 9, 0, 0, 0, 0]), errno(3));
-        assert_eq!(v("kill", [2, 9, 0, 0, 0, 0]), ALLOW);
-        assert_eq!(v("kill", [1, 15, 0, 0, 0, 0]), ALLOW);
-        assert_eq!(v("kill", [u64::MAX, 9, 0, 0, 0, 0]), ALLOW);
-        assert_eq!(v("lseek", [3, 0xffff_ffff, 0, 0, 0, 0]), ALLOW);
+        assert_eq!(v("kill", [2, 9, 0, 0, 0, 0]), other);
+        assert_eq!(v("kill", [1, 15, 0, 0, 0, 0]), other);
+        assert_eq!(v("kill", [u64::MAX, 9, 0, 0, 0, 0]), other);
+        assert_eq!(v("lseek", [3, 0xffff_ffff, 0, 0, 0, 0]), other);
         assert_eq!(v("lseek", [3, 0x1_0000_0000, 0, 0, 0, 0]), errno(22));
         assert_eq!(v("mmap", [0, 8192, 0, 0, 0, 0]), errno(12));
-        assert_eq!(v("mmap", [0, 8192, 0, 0, 0, 1]), ALLOW);
-        assert_eq!(v("mmap", [0, 4096, 0, 0, 0, 0]), ALLOW);
-        assert_eq!(v("read", [0; 6]), ALLOW);
+        assert_eq!(v("mmap", [0, 8192, 0, 0, 0, 1]), other);
+        assert_eq!(v("mmap", [0, 4096, 0, 0, 0, 0]), other);
+        assert_eq!(v("read", [0; 6]), other);
     }
 
     #[test]

@@ -21,6 +21,12 @@ fn docker_default() -> LinuxSeccomp {
     serde_json::from_str(DOCKER_DEFAULT).expect("fixture parses as linux.seccomp")
 }
 
+/// What podman 4.3 writes into config.json for a default container on amd64.
+const PODMAN_DEFAULT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/seccomp/podman-default.json"
+));
+
 fn profile(v: serde_json::Value) -> LinuxSeccomp {
     serde_json::from_value(v).expect("test profile parses")
 }
@@ -81,6 +87,162 @@ fn docker_default_profile_compiles_and_decides_like_docker() {
         }
         assert_eq!(f.flags(), 0);
     }
+}
+
+/// One syscall named by several entries: what `kill(arg0, 0)` gets, resolved as runc adds
+/// the rules and libseccomp 2.5's `db_rule_add` keeps them.
+#[test]
+fn rules_for_one_syscall_resolve_like_libseccomp() {
+    let eq = |v: u64| json!([{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]);
+    let lt = |v: u64| json!([{"index": 0, "value": v, "op": "SCMP_CMP_LT"}]);
+    let rule = |action: &str, errno: Option<u32>, args: serde_json::Value| json!({"names": ["kill"], "action": action, "errnoRet": errno, "args": args});
+    let allow = |args| rule("SCMP_ACT_ALLOW", None, args);
+    let err = |e: u32, args| rule("SCMP_ACT_ERRNO", Some(e), args);
+    let none = serde_json::Value::Null;
+    let errno = |e: u32| 0x0005_0000 | e;
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<serde_json::Value>,
+        [(u64, u32); 3],
+    );
+    let table: Vec<Case> = vec![
+        (
+            "the first rule without conditions wins (podman's setns)",
+            "SCMP_ACT_ERRNO",
+            vec![allow(none.clone()), err(1, none.clone())],
+            [(0, ALLOW), (1, ALLOW), (2, ALLOW)],
+        ),
+        (
+            "... whichever its action",
+            "SCMP_ACT_ERRNO",
+            vec![
+                err(5, none.clone()),
+                allow(none.clone()),
+                err(13, none.clone()),
+            ],
+            [(0, errno(5)), (1, errno(5)), (2, errno(5))],
+        ),
+        (
+            "a rule with conditions after it is dropped",
+            "SCMP_ACT_ERRNO",
+            vec![allow(none.clone()), err(13, eq(1))],
+            [(0, ALLOW), (1, ALLOW), (2, ALLOW)],
+        ),
+        (
+            "it replaces the rules with conditions before it",
+            "SCMP_ACT_ERRNO",
+            vec![err(13, eq(1)), allow(lt(3)), err(22, none.clone())],
+            [(0, errno(22)), (1, errno(22)), (2, errno(22))],
+        ),
+        (
+            "rules with conditions only: the first that holds, else the default",
+            "SCMP_ACT_ERRNO",
+            vec![err(13, eq(1)), err(22, lt(2)), allow(eq(1))],
+            [(0, errno(22)), (1, errno(13)), (2, EPERM)],
+        ),
+        (
+            "a rule giving the default action is dropped first (runc's matchCall)",
+            "SCMP_ACT_ERRNO",
+            vec![err(1, none.clone()), allow(none.clone())],
+            [(0, ALLOW), (1, ALLOW), (2, ALLOW)],
+        ),
+        (
+            "... with conditions too",
+            "SCMP_ACT_ALLOW",
+            vec![allow(eq(1)), err(13, lt(2))],
+            [(0, errno(13)), (1, errno(13)), (2, ALLOW)],
+        ),
+        (
+            "... but another errno is another action",
+            "SCMP_ACT_ERRNO",
+            vec![err(13, none.clone()), allow(none.clone())],
+            [(0, errno(13)), (1, errno(13)), (2, errno(13))],
+        ),
+    ];
+    let t = Target::X86_64;
+    let kill = t.syscall("kill").unwrap() as u32;
+    for (what, default, rules, calls) in table {
+        let p = profile(json!({"defaultAction": default, "syscalls": rules}));
+        let f = Filter::compile_for(&p, t).unwrap_or_else(|e| panic!("{what}: {e}"));
+        for (arg, want) in calls {
+            let got = run(&f.program, t.audit_arch(), kill, [arg, 0, 0, 0, 0, 0]);
+            assert_eq!(got, want, "{what}: kill({arg}, 0)");
+        }
+    }
+}
+
+/// Notes name the rules dropped with another action than the one that decides; the same
+/// action again (syscalls[2]) changes nothing and is not noted.
+#[test]
+fn dropped_rules_that_would_change_the_verdict_are_noted() {
+    let f = Filter::compile_for(
+        &profile(
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [
+            {"names": ["setns", "read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["read", "setns"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["kill"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_KILL"}]}),
+        ),
+        Target::X86_64,
+    )
+    .unwrap();
+    assert_eq!(
+        f.notes(),
+        [
+            "linux.seccomp.syscalls[1].names[0]: `read` already has Allow without conditions \
+             from linux.seccomp.syscalls[0]; this rule is ignored, as libseccomp ignores it",
+            "linux.seccomp.syscalls[1].names[1]: `setns` already has Allow without conditions \
+             from linux.seccomp.syscalls[0]; this rule is ignored, as libseccomp ignores it",
+            "linux.seccomp.syscalls[4].names[0]: `kill` has no conditions here: the earlier \
+             rules with conditions are replaced, as in libseccomp",
+        ]
+    );
+}
+
+/// podman's profile names `setns` in an allow rule and, later, in an errno rule (and
+/// `socket` in four rules with conditions): it compiles, and each syscall gets what runc
+/// 1.1.5 gives it on the same profile (tests/seccomp.rs compares with runc for real).
+#[test]
+fn podman_default_profile_resolves_like_runc() {
+    let t = Target::X86_64;
+    let p: LinuxSeccomp = serde_json::from_str(PODMAN_DEFAULT).expect("fixture parses");
+    let f = Filter::compile_for(&p, t).unwrap();
+    let v = |name: &str, args: [u64; 6]| {
+        let nr = t.syscall(name).unwrap_or_else(|| panic!("{name}"));
+        run(&f.program, t.audit_arch(), nr as u32, args)
+    };
+    let einval = 0x0005_0016;
+    let table = [
+        ("setns", [0; 6], ALLOW),
+        ("unshare", [0; 6], ALLOW),
+        ("clone3", [0; 6], ALLOW),
+        ("sethostname", [0; 6], EPERM),
+        ("bpf", [0; 6], EPERM),
+        ("chroot", [0; 6], ALLOW),
+        ("kexec_load", [0; 6], EPERM),
+        ("socket", [16, 3, 9, 0, 0, 0], einval),
+        ("socket", [16, 3, 0, 0, 0, 0], ALLOW),
+        ("socket", [2, 1, 9, 0, 0, 0], ALLOW),
+        ("socket", [2, 1, 0, 0, 0, 0], ALLOW),
+        ("personality", [8, 0, 0, 0, 0, 0], ALLOW),
+        ("personality", [4, 0, 0, 0, 0, 0], ENOSYS),
+        ("add_key", [0; 6], ENOSYS),
+        ("mount", [0; 6], ALLOW),
+    ];
+    for (name, args, want) in table {
+        assert_eq!(v(name, args), want, "{name}({args:?})");
+    }
+    // The notes say which rules lost.
+    let lost: Vec<&String> = f
+        .notes()
+        .iter()
+        .filter(|n| n.contains("is ignored"))
+        .collect();
+    assert_eq!(lost.len(), 1, "{:?}", f.notes());
+    assert!(lost[0].starts_with("linux.seccomp.syscalls[10].names[7]: `setns` already has Allow"));
 }
 
 /// Compile cost of the Docker-sized profile: the median of many runs, printed for the
