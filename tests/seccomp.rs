@@ -567,3 +567,79 @@ fn rules_for_one_syscall_resolve_like_runc() {
     assert_eq!(results(&out.stdout, &calls), want, "{out}");
     h.assert_clean();
 }
+
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys_like_runc() {
+    // Default EPERM, an allow-list of what the static probe needs, nothing newer than rseq
+    // (x86_64 334, aarch64 293): a later syscall gets ENOSYS, as from an older kernel, so
+    // that libc falls back; an older one the list lacks gets EPERM.
+    let h = harun!();
+    let mut b = h.bundle();
+    add_probe(&b);
+    let allow = [
+        "execve",
+        "brk",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "readlink",
+        "readlinkat",
+        "getrandom",
+        "mprotect",
+        "mmap",
+        "munmap",
+        "futex",
+        "getpid",
+        "newfstatat",
+        "fstat",
+        "write",
+        "exit",
+        "exit_group",
+        // runc's init, between the filter and execve: close its pipes, open and write the
+        // exec fifo, mark every fd close-on-exec (CVE-2024-21626).
+        "close",
+        "openat",
+        "fstatfs",
+        "fcntl",
+        "getdents64",
+        // ... and the Go runtime there: a preemption signal (SIGURG) handled on that thread
+        // returns through rt_sigreturn (denied: SIGSEGV, exit 139 now and then).
+        "rt_sigreturn",
+        "rt_sigprocmask",
+        "sigaltstack",
+        "gettid",
+        "tgkill",
+        "sched_yield",
+        "nanosleep",
+        "madvise",
+    ];
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ERRNO",
+               "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+               "syscalls": [{"names": &allow[..], "action": "SCMP_ACT_ALLOW"}]}),
+    );
+    let calls = [
+        call("getpid", libc::SYS_getpid, &[]),
+        call("mkdirat", libc::SYS_mkdirat, &[0, 0, 0]),
+        call("getppid", libc::SYS_getppid, &[]),
+        call("clone3", libc::SYS_clone3, &[0, 0]),
+        call("openat2", libc::SYS_openat2, &[0, 0, 0, 0]),
+        call("number_1000", 1000, &[]),
+    ];
+    let args = probe_args(&calls);
+    b.args(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = same_as_runc(&h, &b, "enosys");
+    let want = BTreeMap::from([
+        ("getpid", 0),
+        ("mkdirat", libc::EPERM),
+        ("getppid", libc::EPERM),
+        ("clone3", libc::ENOSYS),
+        ("openat2", libc::ENOSYS),
+        ("number_1000", libc::ENOSYS),
+    ]);
+    assert_eq!(results(&out.stdout, &calls), want, "{out}");
+    h.assert_clean();
+}

@@ -14,6 +14,10 @@
 //!   replaced); rules with conditions, while there is no such entry, are tried in profile
 //!   order and the first that holds decides, else `defaultAction`. Dropped rules that would
 //!   have given another action are reported in the notes;
+//! - unless the default action lets calls through (ALLOW, LOG, TRACE) or already is
+//!   ERRNO(ENOSYS), and if `architectures` names the target, syscall numbers above the largest
+//!   one the profile names get ENOSYS (runc's patchbpf stub), so that libc falls back from
+//!   syscalls newer than the profile;
 //! - argument values compare as 64 bits (libseccomp on 64-bit architectures);
 //!   `SCMP_CMP_MASKED_EQ` is `(arg & value) == valueTwo`; `valueTwo` is ignored by the others.
 
@@ -40,6 +44,8 @@ pub struct Plan {
     /// SECCOMP_FILTER_FLAG_* bits for seccomp(2).
     pub flags: libc::c_ulong,
     pub chains: BTreeMap<i64, Chain>,
+    /// Syscall numbers above this one get ERRNO(ENOSYS) whatever the rules say.
+    pub enosys_above: Option<u32>,
     /// Debug notes: names skipped because the architecture does not know them, rules
     /// dropped because an earlier one decides.
     pub notes: Vec<String>,
@@ -69,24 +75,48 @@ pub fn plan(seccomp: &LinuxSeccomp, target: Target) -> Result<Plan> {
         default,
         flags,
         chains: BTreeMap::new(),
+        enosys_above: None,
         notes: Vec::new(),
     };
     let arches = seccomp.architectures().as_deref().unwrap_or_default();
-    if !arches.is_empty() && !arches.iter().any(|a| target.is(*a)) {
+    let named = arches.iter().any(|a| target.is(*a));
+    if !arches.is_empty() && !named {
         plan.notes.push(format!(
             "linux.seccomp.architectures does not name {}; the filter is built for it anyway, \
              as runc does",
             target.name()
         ));
     }
+    let mut largest = None;
     for (i, entry) in seccomp.syscalls().iter().flatten().enumerate() {
-        add_entry(&mut plan, i, entry, target)?;
+        let last = add_entry(&mut plan, i, entry, target)?;
+        largest = largest.max(last);
+    }
+    if named && enosys_stub(seccomp.default_action(), &plan.default) {
+        plan.enosys_above = largest
+            .and_then(|nr| u32::try_from(nr).ok())
+            .filter(|&n| n > 0);
     }
     Ok(plan)
 }
 
-/// Checks entry `i` and adds its rules to `plan`.
-fn add_entry(plan: &mut Plan, i: usize, entry: &LinuxSyscall, target: Target) -> Result<()> {
+/// Whether numbers above the profile's largest get ENOSYS (runc's patchbpf `generatePatch`):
+/// not when the default lets calls through (a tracer handles new syscalls itself), nor when
+/// it answers ENOSYS anyway.
+fn enosys_stub(default: LinuxSeccompAction, action: &SeccompAction) -> bool {
+    use LinuxSeccompAction as A;
+    let permissive = matches!(default, A::ScmpActAllow | A::ScmpActLog | A::ScmpActTrace);
+    !permissive && *action != SeccompAction::Errno(libc::ENOSYS as u32)
+}
+
+/// Checks entry `i` and adds its rules to `plan`; returns the largest syscall number it
+/// names on `target`, whatever its action.
+fn add_entry(
+    plan: &mut Plan,
+    i: usize,
+    entry: &LinuxSyscall,
+    target: Target,
+) -> Result<Option<i64>> {
     let field = format!("linux.seccomp.syscalls[{i}]");
     let act = action(
         entry.action(),
@@ -101,6 +131,7 @@ fn add_entry(plan: &mut Plan, i: usize, entry: &LinuxSyscall, target: Target) ->
             "must name at least one syscall",
         ));
     }
+    let mut largest = None;
     for (j, name) in entry.names().iter().enumerate() {
         let field = format!("{field}.names[{j}]");
         if name.is_empty() {
@@ -113,6 +144,7 @@ fn add_entry(plan: &mut Plan, i: usize, entry: &LinuxSyscall, target: Target) ->
             ));
             continue;
         };
+        largest = largest.max(Some(nr));
         if act != plan.default {
             let rule = Rule {
                 nr,
@@ -125,7 +157,7 @@ fn add_entry(plan: &mut Plan, i: usize, entry: &LinuxSyscall, target: Target) ->
             }
         }
     }
-    Ok(())
+    Ok(largest)
 }
 
 /// One entry's rule(s) for one syscall, about to join what earlier entries gave it.
@@ -503,6 +535,8 @@ mod tests {
         assert_eq!(p.chains[&nr("read")], always(SeccompAction::Allow, 0));
         assert_eq!(p.chains[&nr("personality")], always(SeccompAction::Log, 2));
         assert!(matches!(&p.chains[&nr("kill")], Chain::When(r) if r.len() == 1));
+        // The default answers ENOSYS already: no stub.
+        assert_eq!(p.enosys_above, None);
         assert_eq!(
             p.notes,
             [

@@ -19,8 +19,10 @@
 //! and reported in [`Filter::notes`]. SCMP_ACT_NOTIFY (user notification) is not supported.
 //!
 //! A profile is read the way runc 1.1 with libseccomp 2.5 reads it (see `convert.rs`): rules
-//! giving the default action are dropped, and for a syscall named by several entries, the
-//! first entry without conditions decides (podman's default profile relies on it).
+//! giving the default action are dropped; for a syscall named by several entries, the first
+//! entry without conditions decides (podman's default profile relies on it); and unless the
+//! default action lets calls through, syscall numbers above the largest the profile names
+//! get ENOSYS, so that libc falls back from syscalls newer than the profile.
 
 mod convert;
 mod program;

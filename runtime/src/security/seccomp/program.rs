@@ -7,6 +7,7 @@
 //! ```text
 //! A = arch;  A != AUDIT_ARCH_<target>      -> KILL_PROCESS   (other ABIs never pass)
 //! A = nr;    (x86_64) A >= __X32_SYSCALL_BIT -> KILL_PROCESS (x32 calls never pass)
+//! (stub)     A > largest named syscall -> ERRNO(ENOSYS)
 //! binary search on nr over the syscalls that have rules (JGE + JA per level), then in a
 //! leaf, per syscall:  A == nr ? RET action                                    (Always)
 //!                     A == nr ? [rule 1][RET action 1] ... [rule n][RET action n]
@@ -18,6 +19,9 @@
 //! number that does not match jumps over the whole block (seccompiler's rule layout
 //! guarantees both, given exactly one instruction after each rule). One program keeps
 //! `/proc/PID/status` at `Seccomp_filters: 1` and the kernel runs one filter per syscall.
+//!
+//! The ENOSYS stub is runc's (libcontainer/seccomp/patchbpf), for the native ABI only: it
+//! comes after the x32 check, so x32 calls are still killed rather than told ENOSYS.
 
 use seccompiler::{BpfProgram, SeccompAction};
 
@@ -31,6 +35,8 @@ pub const MAX_INSTRUCTIONS: usize = 4096;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// At most this many syscalls are compared one after the other.
 const LEAF: usize = 4;
+/// What the ENOSYS stub answers.
+const ENOSYS: u32 = libc::ENOSYS as u32;
 
 type Insn = seccompiler::sock_filter;
 
@@ -54,6 +60,10 @@ pub fn assemble(plan: &Plan, target: Target) -> Result<Vec<libc::sock_filter>> {
     if target == Target::X86_64 {
         out.push(jump(JGE_K, X32_SYSCALL_BIT, 0, 1));
         out.push(stmt(RET_K, kill));
+    }
+    if let Some(largest) = plan.enosys_above {
+        out.push(jump(JGT_K, largest, 0, 1));
+        out.push(stmt(RET_K, u32::from(SeccompAction::Errno(ENOSYS))));
     }
     dispatch(&blocks, default, &mut out);
     if out.len() > MAX_INSTRUCTIONS {
@@ -131,6 +141,7 @@ fn dispatch(blocks: &[(u32, Vec<Insn>)], default: u32, out: &mut Vec<Insn>) {
 const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
 const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 const DATA_NR: u32 = std::mem::offset_of!(libc::seccomp_data, nr) as u32;
@@ -286,6 +297,147 @@ mod tests {
         assert_eq!(run(&prog, t.audit_arch(), nr(t, "mkdir"), [0; 6]), ALLOW);
         let x32_mkdir = X32_SYSCALL_BIT | nr(t, "mkdir");
         assert_eq!(run(&prog, t.audit_arch(), x32_mkdir, [0; 6]), KILL_PROCESS);
+    }
+
+    /// Classic syscalls only: the largest is `mkdirat` on x86_64 (258), `wait4` on
+    /// aarch64 (260).
+    fn classic(default: &str, errno_ret: Option<u32>, arches: &[&str]) -> serde_json::Value {
+        json!({"defaultAction": default, "defaultErrnoRet": errno_ret, "architectures": arches,
+               "syscalls": [
+                   {"names": ["read", "write", "getdents64", "wait4"], "action": "SCMP_ACT_ALLOW"},
+                   {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18}]})
+    }
+
+    #[test]
+    fn numbers_above_the_largest_named_get_enosys() {
+        for (t, arch, largest, its_verdict) in [
+            (Target::X86_64, "SCMP_ARCH_X86_64", 258, errno(18)),
+            (Target::Aarch64, "SCMP_ARCH_AARCH64", 260, ALLOW),
+        ] {
+            let prog = compile(classic("SCMP_ACT_ERRNO", None, &[arch]), t);
+            let v = |nr: u32| run(&prog, t.audit_arch(), nr, [0; 6]);
+            let table = [
+                (nr(t, "read"), ALLOW),
+                (nr(t, "mkdirat"), errno(18)),
+                (nr(t, "close"), errno(1)),
+                (largest, its_verdict),
+                (largest + 1, errno(38)),
+                (nr(t, "clone3"), errno(38)),
+                (nr(t, "openat2"), errno(38)),
+                (X32_SYSCALL_BIT - 1, errno(38)),
+                (
+                    u32::MAX,
+                    if t == Target::X86_64 {
+                        KILL_PROCESS
+                    } else {
+                        errno(38)
+                    },
+                ),
+            ];
+            for (n, want) in table {
+                assert_eq!(v(n), want, "{t:?} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn x32_calls_are_killed_not_told_enosys() {
+        let t = Target::X86_64;
+        let prog = compile(
+            classic(
+                "SCMP_ACT_ERRNO",
+                None,
+                &["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+            ),
+            t,
+        );
+        for n in [0, 258, 259, 435] {
+            let got = run(&prog, t.audit_arch(), X32_SYSCALL_BIT | n, [0; 6]);
+            assert_eq!(got, KILL_PROCESS, "x32 {n}");
+        }
+        assert_eq!(run(&prog, t.audit_arch(), 259, [0; 6]), errno(38));
+    }
+
+    #[test]
+    fn the_stub_only_where_runc_adds_it() {
+        let t = Target::X86_64;
+        let above = 259;
+        let x86 = ["SCMP_ARCH_X86_64"];
+        let table = [
+            // Defaults that let calls through: a new syscall passes.
+            (classic("SCMP_ACT_ALLOW", None, &x86), ALLOW),
+            (classic("SCMP_ACT_LOG", None, &x86), LOG),
+            (classic("SCMP_ACT_TRACE", Some(3), &x86), trace(3)),
+            // Restrictive defaults: ENOSYS instead.
+            (classic("SCMP_ACT_ERRNO", Some(13), &x86), errno(38)),
+            (classic("SCMP_ACT_KILL_PROCESS", None, &x86), errno(38)),
+            (classic("SCMP_ACT_KILL", None, &x86), errno(38)),
+            (classic("SCMP_ACT_TRAP", None, &x86), errno(38)),
+            (
+                classic("SCMP_ACT_ERRNO", None, &["SCMP_ARCH_NATIVE"]),
+                errno(38),
+            ),
+            // Only for the architectures the profile names (runc's findLastSyscalls).
+            (classic("SCMP_ACT_ERRNO", None, &[]), errno(1)),
+            (
+                classic("SCMP_ACT_ERRNO", None, &["SCMP_ARCH_X86"]),
+                errno(1),
+            ),
+            (
+                classic("SCMP_ACT_ERRNO", None, &["SCMP_ARCH_X32"]),
+                errno(1),
+            ),
+        ];
+        for (profile, want) in table {
+            let prog = compile(profile.clone(), t);
+            assert_eq!(run(&prog, t.audit_arch(), above, [0; 6]), want, "{profile}");
+        }
+        // A default of ERRNO(ENOSYS) says the same without the stub.
+        let with = compile(classic("SCMP_ACT_ERRNO", None, &x86), t);
+        let without = compile(classic("SCMP_ACT_ERRNO", Some(38), &x86), t);
+        assert_eq!(with.len(), without.len() + 2);
+        assert_eq!(run(&without, t.audit_arch(), above, [0; 6]), errno(38));
+    }
+
+    #[test]
+    fn the_largest_counts_every_name_the_architecture_knows() {
+        let t = Target::X86_64;
+        let largest = |syscalls: serde_json::Value| {
+            let s: LinuxSeccomp = serde_json::from_value(json!({"defaultAction": "SCMP_ACT_ERRNO",
+                "architectures": ["SCMP_ARCH_X86_64"], "syscalls": syscalls}))
+            .unwrap();
+            plan(&s, t).unwrap().enosys_above
+        };
+        // Rules with the default action or with conditions count; unknown names do not.
+        let table = [
+            (
+                json!([{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]),
+                None,
+            ),
+            (
+                json!([{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]),
+                Some(1),
+            ),
+            (
+                json!([{"names": ["write"], "action": "SCMP_ACT_ALLOW"},
+                       {"names": ["mkdirat"], "action": "SCMP_ACT_ERRNO"}]),
+                Some(258),
+            ),
+            (
+                json!([{"names": ["write", "chown32", "getdents64"], "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]),
+                Some(217),
+            ),
+            (
+                json!([{"names": ["write"], "action": "SCMP_ACT_ALLOW"},
+                       {"names": ["unlinkat"], "action": "SCMP_ACT_ALLOW"},
+                       {"names": ["unlinkat"], "action": "SCMP_ACT_ERRNO"}]),
+                Some(263),
+            ),
+        ];
+        for (syscalls, want) in table {
+            assert_eq!(largest(syscalls.clone()), want, "{syscalls}");
+        }
     }
 
     #[test]
