@@ -426,6 +426,41 @@ fn installed_filter_returns_errno_and_kills() {
 }
 
 #[test]
+fn installed_filter_answers_enosys_above_the_largest_syscall() {
+    // The largest named: exit_group on x86_64 (231), getpid on aarch64 (172).
+    let f = Filter::compile(&profile(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_NATIVE"],
+        "syscalls": [{"names": ["exit", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"}]
+    })))
+    .unwrap();
+    let status = in_child(|| {
+        no_new_privs();
+        if f.install().is_err() {
+            return 100;
+        }
+        // clone3 is newer than all of them: ENOSYS, as from a kernel without it.
+        // SAFETY: clone3(NULL, 0) creates nothing: the filter or the kernel refuses it.
+        let r = unsafe { libc::syscall(libc::SYS_clone3, 0, 0) };
+        if r != -1 || Errno::last() != Errno::ENOSYS {
+            return 101;
+        }
+        // close is older, and not listed: the default EPERM.
+        // SAFETY: closing fd -1 closes nothing.
+        let r = unsafe { libc::syscall(libc::SYS_close, -1) };
+        if r != -1 || Errno::last() != Errno::EPERM {
+            return 102;
+        }
+        // SAFETY: getpid has no arguments.
+        if unsafe { libc::getpid() } <= 0 {
+            return 103;
+        }
+        0
+    });
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+}
+
+#[test]
 fn installed_docker_default_profile_is_one_filter() {
     let f = Filter::compile(&docker_default()).unwrap();
     let status = in_child(|| {
