@@ -108,6 +108,7 @@ fn mount_one(root: &Root, i: usize, dest: &Path, kind: &Kind, opts: &MountOption
             } else {
                 MsFlags::empty()
             };
+            // Filesystem data (`mode=755`) is dropped: mount(2) ignores it for a bind.
             (source, None, MsFlags::MS_BIND | rec, None, create)
         }
         Kind::Fs { fstype, source } => {

@@ -20,7 +20,9 @@ pub(crate) enum Opt<'a> {
     /// `tmpcopyup` (true) or `notmpcopyup`: a tmpfs starts with a copy of the image's
     /// directory under it.
     CopyUp(bool),
-    /// Filesystem data (`mode=755`, `newinstance`, ...), passed on in the data string.
+    /// Filesystem data (`mode=755`, `newinstance`, ...), passed on in the data string. A bind
+    /// mount has no filesystem to hand it to: it is accepted and dropped there, as mount(2)
+    /// ignores data with MS_BIND (runc passes it on; podman sends `mode=755` on binds).
     Data(&'a str),
     /// A known option harun does not implement.
     Unsupported,

@@ -100,13 +100,6 @@ fn mount(m: &Mount, i: usize) -> Result<()> {
                     "`tmpcopyup` is for tmpfs mounts (type \"tmpfs\")",
                 ));
             }
-            // A bind mount has no filesystem to hand data to: the kernel would ignore it.
-            Opt::Data(_) if bind => {
-                return Err(Error::spec(
-                    field(),
-                    format!("unknown option `{o}` for a bind mount"),
-                ));
-            }
             _ => {}
         }
     }
@@ -221,6 +214,12 @@ mod tests {
             {"destination": "/x", "source": "/x", "options": ["rbind", "defaults"]}
         ]});
         validate(&spec_with(none_bind)).expect("bind by option");
+        // Filesystem data on a bind (podman sends `mode=755`): accepted, as runc does.
+        let data_bind = json!({"mounts": [
+            {"destination": "/x", "type": "bind", "source": "/x",
+             "options": ["rbind", "mode=755", "size=1k"]}
+        ]});
+        validate(&spec_with(data_bind)).expect("data options on a bind");
     }
 
     #[test]
@@ -247,11 +246,6 @@ mod tests {
             (
                 mount(json!({"destination": "/x", "type": "bind"})),
                 "mounts[0].source: required for a bind mount",
-            ),
-            (
-                mount(json!({"destination": "/x", "type": "bind", "source": "/x",
-                             "options": ["ro", "mode=755"]})),
-                "mounts[0].options[1]: unknown option `mode=755` for a bind mount",
             ),
             (
                 mount(json!({"destination": "/x", "type": "tmpfs", "options": ["ro", ""]})),

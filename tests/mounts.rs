@@ -1,0 +1,92 @@
+//! What real clients put in `mounts` and around it, as runc takes it: filesystem data on
+//! bind mounts, propagation between the host and a container, mount labels.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use harun_integration::mountinfo;
+use harun_integration::procs::parse_kv;
+use harun_integration::{harun, Harun};
+
+/// podman and the runtime-spec validation configs send `mode=755` on bind mounts. runc
+/// passes such data to mount(2), which ignores it for a bind; the bind works and the
+/// source keeps its own mode.
+#[test]
+fn bind_mounts_take_filesystem_data_options_like_runc() {
+    let h = harun!();
+    let src = h.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(src.join("file"), "from the host\n").unwrap();
+    let s = src.to_string_lossy().into_owned();
+    let mut b = h.bundle();
+    b.mount("/data", "bind", &s, &["rbind", "mode=755"])
+        .mount("/ro", "none", &s, &["bind", "ro", "mode=0755", "size=1k"])
+        .sh("cat /data/file; stat -c mode=%a /data; \
+             touch /ro/x 2>/dev/null && echo ro=no || echo ro=yes");
+    let out = h.run_ok(&b);
+    assert!(out.contains("from the host\n"), "{out}");
+    let kv = parse_kv(&out);
+    assert_eq!(
+        kv["mode"], "700",
+        "the data option changed the source:\n{out}"
+    );
+    assert_eq!(kv["ro"], "yes", "{out}");
+    let mode = fs::metadata(&src).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+    h.assert_clean();
+}
+
+/// A shared host directory bound `rshared` into a container with `rootfsPropagation`
+/// shared (Kubernetes' Bidirectional volumes): a mount the container makes under it shows
+/// on the host. With the default (rslave) it does not. Both as runc 1.1.5 on this host.
+#[test]
+fn a_mount_under_a_shared_bind_propagates_to_the_host_as_with_runc() {
+    let h = harun!();
+    for (root_prop, propagates) in [("shared", true), ("rshared", true), ("rslave", false)] {
+        let src = shared_dir(&h);
+        let s = src.to_string_lossy().into_owned();
+        let mut b = h.bundle();
+        b.set("/linux/rootfsPropagation", root_prop)
+            .mount("/data", "bind", &s, &["rbind", "rshared"])
+            .push("/process/capabilities/bounding", "CAP_SYS_ADMIN")
+            .push("/process/capabilities/permitted", "CAP_SYS_ADMIN")
+            .push("/process/capabilities/effective", "CAP_SYS_ADMIN")
+            .sh("mkdir -p /data/sub && mount -t tmpfs -o size=16k tmpfs /data/sub && echo mounted");
+        let out = h.run_ok(&b);
+        assert!(out.contains("mounted"), "{out}");
+        let sub = src.join("sub").to_string_lossy().into_owned();
+        let host = mountinfo::current();
+        let seen = mountinfo::find(&host, &sub).map(|m| m.fstype.clone());
+        umount(&sub);
+        umount(&s);
+        if propagates {
+            assert_eq!(
+                seen.as_deref(),
+                Some("tmpfs"),
+                "{root_prop}: not on the host"
+            );
+        } else {
+            assert_eq!(
+                seen, None,
+                "{root_prop}: the container's mount reached the host"
+            );
+        }
+    }
+    h.assert_clean();
+}
+
+/// A fresh directory bound onto itself and made shared on the host (unmount it when done).
+fn shared_dir(h: &Harun) -> std::path::PathBuf {
+    use nix::mount::{mount, MsFlags};
+    let dir = h.path("shared");
+    fs::create_dir(&dir).unwrap();
+    let none: Option<&str> = None;
+    mount(Some(&dir), &dir, none, MsFlags::MS_BIND, none).expect("bind the shared dir");
+    mount(none, &dir, none, MsFlags::MS_SHARED, none).expect("make the dir shared");
+    dir
+}
+
+fn umount(path: &str) {
+    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+}
