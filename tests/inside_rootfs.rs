@@ -381,7 +381,10 @@ fn no_pivot_uses_the_rootfs_too() {
 
 /// rootfsPropagation decides how the container's `/` propagates. This host's mounts are all
 /// private (so slave would look private), hence harun runs in a mount namespace of its own
-/// whose mounts the test first makes shared, as on a systemd host.
+/// whose mounts the test first makes shared, as on a systemd host. Every value runc knows
+/// runs; the root shows it as crun 1.8.1 gives it (runc 1.1.5 leaves a private root for
+/// shared, and fails unbindable and runbindable: the rootfs cannot be bound from an
+/// unbindable `/`); "" is the default (rslave), as in runc.
 #[test]
 fn rootfs_propagation() {
     let h = harun!();
@@ -401,9 +404,14 @@ fn rootfs_propagation() {
         ("rprivate", "private"),
         ("slave", "slave"),
         ("rslave", "slave"),
+        ("shared", "shared"),
+        ("rshared", "shared"),
+        ("unbindable", "unbindable"),
+        ("runbindable", "unbindable"),
+        ("", "slave"),
     ] {
         b.set("/linux/rootfsPropagation", prop);
-        let id = h.id(prop);
+        let id = h.id(if prop.is_empty() { "default" } else { prop });
         h.remember_id(&id);
         let out = h
             .cmd(["run", "--bundle"])

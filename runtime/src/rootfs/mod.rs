@@ -31,7 +31,8 @@ use resolve::{Create, Root};
 /// `..` components; known option names; type needed for non-bind mounts; source present for
 /// bind), linux.devices (absolute path under /dev, type c/b/u/p, major/minor present for
 /// c/b/u), maskedPaths/readonlyPaths absolute, rootfsPropagation one of
-/// shared/slave/private/unbindable/rshared/rslave/rprivate/runbindable, root.path present.
+/// shared/slave/private/unbindable/rshared/rslave/rprivate/runbindable or "" (the default),
+/// root.path present.
 /// Error fields name the JSON path: `mounts[2].options[1]`, `linux.devices[0].type`, ...
 pub fn validate(spec: &Spec) -> Result<()> {
     validate::validate(spec)
@@ -98,12 +99,13 @@ pub fn finalize(spec: &Spec) -> Result<()> {
     )
 }
 
-/// linux.rootfsPropagation as mount flags.
+/// linux.rootfsPropagation as mount flags; unset or "" (runc's default) is `None`.
 fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
     let Some(name) = spec
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
     else {
         return Ok(None);
     };

@@ -15,9 +15,16 @@ use crate::{Error, Result};
 /// `propagation`), the rootfs's parent mount private when it is shared (pivot_root and
 /// MS_MOVE refuse a shared parent; a bind below a shared mount would reach the host), then
 /// the rootfs bound onto itself so that it is a mount point.
+///
+/// An unbindable `propagation` is left to [`super::finalize`]: nothing can be bound from an
+/// unbindable mount (EINVAL), not the rootfs, not a volume, not /dev/null over a masked
+/// path. Until then `/` is recursively slave, the default. (runc 1.1.5 applies it here and
+/// fails; crun applies `unbindable` after pivot_root and fails `runbindable`.)
 pub(crate) fn make_root_mount(rootfs: &Path, propagation: Option<MsFlags>) -> Result<()> {
     let none: Option<&str> = None;
-    let flags = propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    let flags = propagation
+        .filter(|p| !p.contains(MsFlags::MS_UNBINDABLE))
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(none, "/", none, flags, none).map_err(Error::sys(format!(
         "set the propagation of `/` to {flags:?}"
     )))?;

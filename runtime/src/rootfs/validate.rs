@@ -33,7 +33,11 @@ pub(crate) fn validate(spec: &Spec) -> Result<()> {
             absolute_clean(Path::new(p), &format!("linux.{name}[{i}]"))?;
         }
     }
-    if let Some(p) = linux.rootfs_propagation() {
+    if let Some(p) = linux
+        .rootfs_propagation()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
         if options::propagation(p).is_none() {
             return Err(Error::spec(
                 "linux.rootfsPropagation",
@@ -220,6 +224,8 @@ mod tests {
              "options": ["rbind", "mode=755", "size=1k"]}
         ]});
         validate(&spec_with(data_bind)).expect("data options on a bind");
+        let default_propagation = json!({"linux": {"rootfsPropagation": ""}});
+        validate(&spec_with(default_propagation)).expect("\"\" is runc's default");
     }
 
     #[test]
