@@ -480,3 +480,60 @@ fn log_text_gets_the_error_too() {
     );
     h.assert_clean();
 }
+
+/// runtime-spec 1.3 fields harun does not implement: refused with the field named, never
+/// ignored (oci-spec parses them, so a silent no-op was the old behaviour).
+#[test]
+fn net_devices_are_refused() {
+    bad_config(
+        |b| {
+            b.set("/linux/netDevices", json!({"eth1": {"name": "eth1"}}));
+        },
+        &["linux.netDevices", "not supported"],
+    );
+}
+
+#[test]
+fn memory_policy_is_refused() {
+    bad_config(
+        |b| {
+            b.set(
+                "/linux/memoryPolicy",
+                json!({"mode": "MPOL_BIND", "nodes": "0"}),
+            );
+        },
+        &["linux.memoryPolicy", "not supported"],
+    );
+}
+
+/// An `exec`'d process is checked like the container's: fields harun cannot apply are
+/// refused there too (they were ignored).
+#[test]
+fn exec_refuses_what_create_refuses() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+    let id = h.id("execbad");
+    h.create(&id, &b).ok();
+    h.start(&id).ok();
+    for (field, value) in [
+        (
+            "ioPriority",
+            json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}),
+        ),
+        ("selinuxLabel", json!("system_u:system_r:container_t:s0")),
+    ] {
+        let mut process = b.config()["process"].clone();
+        process["args"] = json!(["true"]);
+        process[field] = value;
+        let path = h.path("process.json");
+        fs::write(&path, process.to_string()).unwrap();
+        h.cmd(["exec", "--process"])
+            .arg(&path)
+            .arg(&id)
+            .run()
+            .error(&[&format!("process.{field}")]);
+    }
+    h.delete_force(&id).ok();
+    h.assert_clean();
+}

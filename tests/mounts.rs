@@ -90,3 +90,40 @@ fn shared_dir(h: &Harun) -> std::path::PathBuf {
 fn umount(path: &str) {
     let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
 }
+
+/// `linux.mountLabel` on a host without SELinux: the container runs and its mounts carry no
+/// `context=` (crun ignores the label; runc 1.1.5 passes it to the /dev tmpfs and fails with
+/// EINVAL). Process labels fail on such a host in runc and crun alike, and in harun.
+#[test]
+fn mount_label_without_selinux_is_ignored_process_labels_are_refused() {
+    use harun_runtime::security::lsm;
+    let h = harun!();
+    let label = "system_u:object_r:container_file_t:s0:c1,c2";
+    let mut b = h.bundle();
+    b.set("/linux/mountLabel", label)
+        .args(&["cat", "/proc/self/mountinfo"]);
+    let id = h.id("label");
+    if lsm::selinux_enabled() {
+        h.create(&id, &b)
+            .error(&["linux.mountLabel", "not supported"]);
+    } else {
+        let out = h.run(&id, &b).ok();
+        assert!(out.stdout.contains(" /dev "), "{out}");
+        assert!(!out.stdout.contains("context="), "{out}");
+    }
+    for (field, value, lsm_on) in [
+        ("selinuxLabel", label, lsm::selinux_enabled()),
+        ("apparmorProfile", "docker-default", lsm::apparmor_enabled()),
+    ] {
+        let mut b = h.bundle();
+        b.set(&format!("/process/{field}"), value).args(&["true"]);
+        let why = if lsm_on {
+            "not implemented"
+        } else {
+            "disabled or not supported on this host"
+        };
+        h.create(&h.id("plabel"), &b)
+            .error(&[&format!("process.{field}"), why]);
+    }
+    h.assert_clean();
+}

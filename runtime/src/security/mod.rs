@@ -7,6 +7,7 @@
 //! container's `/proc` is mounted, `user::set_no_new_privileges` before seccomp.
 
 pub mod capabilities;
+pub mod lsm;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sysctl;

@@ -112,6 +112,7 @@ pub fn validate_process(config: &Spec, process: &oci_spec::runtime::Process) -> 
     let mut spec = config.clone();
     spec.set_process(Some(process.clone()));
     self::process(&spec)?;
+    unsupported_process(process, security::lsm::Host::detect())?;
     security::validate(&spec)
 }
 
@@ -168,44 +169,52 @@ fn process(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Fields harun does not implement yet: a clear error, never a silent no-op.
+/// Fields harun does not implement yet: a clear error, never a silent no-op. Labels are
+/// decided per host ([`security::lsm`]).
 fn unsupported(spec: &Spec) -> Result<()> {
-    let mut found: Vec<&str> = Vec::new();
+    let host = security::lsm::Host::detect();
     if let Some(p) = spec.process() {
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            found.push("process.apparmorProfile");
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            found.push("process.selinuxLabel");
-        }
-        if p.scheduler().is_some() {
-            found.push("process.scheduler");
-        }
-        if p.io_priority().is_some() {
-            found.push("process.ioPriority");
-        }
-        if p.exec_cpu_affinity().is_some() {
-            found.push("process.execCPUAffinity");
-        }
+        unsupported_process(p, host)?;
     }
     if let Some(l) = spec.linux() {
-        if l.intel_rdt().is_some() {
-            found.push("linux.intelRdt");
+        let found = unsupported_linux(l);
+        if let Some(first) = found.first() {
+            return Err(Error::Unsupported(format!("{first} (not yet implemented)")));
         }
-        if l.personality().is_some() {
-            found.push("linux.personality");
-        }
-        if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            found.push("linux.mountLabel");
-        }
+        security::lsm::validate_linux(l, host)?;
     }
-    match found.first() {
-        None => Ok(()),
-        Some(first) => Err(Error::Unsupported(format!("{first} (not yet implemented)"))),
+    Ok(())
+}
+
+/// The process fields harun does not implement: for the container's process and for an
+/// `exec`'d one alike.
+fn unsupported_process(p: &oci_spec::runtime::Process, host: security::lsm::Host) -> Result<()> {
+    let found = [
+        ("process.scheduler", p.scheduler().is_some()),
+        ("process.ioPriority", p.io_priority().is_some()),
+        ("process.execCPUAffinity", p.exec_cpu_affinity().is_some()),
+    ];
+    if let Some((first, _)) = found.iter().find(|(_, set)| *set) {
+        return Err(Error::Unsupported(format!("{first} (not yet implemented)")));
     }
+    security::lsm::validate_process(p, host)
+}
+
+/// The names of the `linux` fields set that harun does not implement, in spec order.
+/// netDevices and memoryPolicy are runtime-spec 1.3 fields that oci-spec parses.
+fn unsupported_linux(l: &oci_spec::runtime::Linux) -> Vec<&'static str> {
+    [
+        (
+            "linux.netDevices",
+            l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+        ),
+        ("linux.intelRdt", l.intel_rdt().is_some()),
+        ("linux.memoryPolicy", l.memory_policy().is_some()),
+        ("linux.personality", l.personality().is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
 }
 
 fn uts(spec: &Spec, plan: &namespaces::Plan) -> Result<()> {
