@@ -16,6 +16,7 @@ status=$(echo "$state" | sed -n 's/.*"status" *: *"\([a-z]*\)".*/\1/p')
 pid=$(echo "$state" | sed -n 's/.*"pid" *: *\([0-9]*\).*/\1/p')
 id=$(echo "$state" | sed -n 's/.*"id" *: *"\([^"]*\)".*/\1/p')
 echo "$1 ${status:-none} ${pid:-0} ${id:-none} $(readlink /proc/self/ns/uts)" >> "$(dirname "$0")/log"
+echo "$state" > "$(dirname "$0")/state-$1"
 "#;
 
 const STAGES: [&str; 6] = [
@@ -53,6 +54,13 @@ impl HookDir {
 
     fn log_path(&self) -> String {
         self.dir.join("log").to_string_lossy().into_owned()
+    }
+
+    /// The state JSON the hook of `stage` read.
+    fn state(&self, stage: &str) -> serde_json::Value {
+        let path = self.dir.join(format!("state-{stage}"));
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{stage}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{stage}: {e}: {text}"))
     }
 
     fn log(&self) -> Vec<Vec<String>> {
@@ -136,13 +144,62 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
             &l[4], uts,
             "{stage} runs in the wrong uts namespace:\n{text}"
         );
-        if stage == "poststop" {
-            assert!(l[2] == "0" || l[2] == pid, "poststop pid:\n{text}");
-        } else {
-            assert_eq!(
-                l[2], pid,
-                "{stage} pid (the container's, as seen on the host):\n{text}"
-            );
+        // runtime.md "State": the pid as the hook's namespace sees it — the container's
+        // pid namespace for createContainer and startContainer (runc gives 1 there too).
+        match stage {
+            "poststop" => assert!(l[2] == "0" || l[2] == pid, "poststop pid:\n{text}"),
+            "createContainer" | "startContainer" => {
+                assert_eq!(l[2], "1", "{stage} pid (the container's view):\n{text}")
+            }
+            _ => assert_eq!(l[2], pid, "{stage} pid (the host's view):\n{text}"),
+        }
+    }
+    h.assert_clean();
+}
+
+/// Every stage's state has what runtime.md "State" requires: ociVersion, id, status,
+/// bundle (absolute), annotations (the config's), pid while created or running.
+#[test]
+fn each_stage_gets_the_full_state() {
+    let h = harun!();
+    let mut b = h.bundle();
+    let hd = HookDir::new(&h, &mut b);
+    for stage in STAGES {
+        b.push(
+            &format!("/hooks/{stage}"),
+            hook(&hd.script(), &["hook.sh", stage], &h.tag()),
+        );
+    }
+    b.set("/annotations", json!({"org.example.key": "value"}))
+        .args(&["true"]);
+    h.run_ok(&b);
+    let bundle = fs::canonicalize(b.dir()).unwrap();
+    for (stage, status) in [
+        ("prestart", "creating"),
+        ("createRuntime", "creating"),
+        ("createContainer", "creating"),
+        ("startContainer", "created"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
+        let st = hd.state(stage);
+        assert_eq!(st["status"], status, "{stage}: {st}");
+        assert!(st["ociVersion"].is_string(), "{stage}: {st}");
+        assert!(
+            st["id"].as_str().is_some_and(|i| !i.is_empty()),
+            "{stage}: {st}"
+        );
+        assert_eq!(
+            st["bundle"],
+            bundle.to_string_lossy().as_ref(),
+            "{stage}: {st}"
+        );
+        assert_eq!(
+            st["annotations"]["org.example.key"], "value",
+            "{stage}: {st}"
+        );
+        if status != "stopped" {
+            assert!(st["pid"].as_i64().is_some_and(|p| p > 0), "{stage}: {st}");
         }
     }
     h.assert_clean();
@@ -220,22 +277,90 @@ fn hook_timeout_is_honoured() {
     h.assert_clean();
 }
 
-/// poststart and poststop failures are warnings: start and delete succeed.
+/// poststart and poststop failures are warnings (runtime.md "Lifecycle" steps 9 and 13):
+/// on stderr and in the `--log` file, every other hook of the stage still runs, and start
+/// and delete exit 0. (runc 1.1.5 runs poststart hooks during create and fails it, and
+/// stops a stage at its first failure; delete exits 0 there too. crun: as here.)
 #[test]
 fn failing_poststart_and_poststop_hooks_are_warnings() {
     let h = harun!();
     let mut b = h.bundle();
-    b.push("/hooks/poststart", hook("/bin/false", &["false"], &h.tag()))
-        .push("/hooks/poststop", hook("/bin/false", &["false"], &h.tag()))
-        .args(&["sleep", "600"]);
+    let hd = HookDir::new(&h, &mut b);
+    for stage in ["poststart", "poststop"] {
+        b.push(
+            &format!("/hooks/{stage}"),
+            hook("/bin/sh", &["sh", "-c", "exit 3"], &h.tag()),
+        )
+        .push(
+            &format!("/hooks/{stage}"),
+            hook(&hd.script(), &["hook.sh", stage], &h.tag()),
+        );
+    }
+    b.args(&["sleep", "600"]);
     let id = h.id("warnhooks");
+    let log = h.path("log.json");
+    let logged = |cmd: &str| {
+        h.cmd([cmd, id.as_str()])
+            .global(["--log-format", "json", "--log"])
+            .global([&log])
+            .run()
+    };
     h.create(&id, &b).ok();
-    h.start(&id).ok();
+    let start = logged("start").ok();
+    assert!(
+        start.stderr.contains("warning") && start.stderr.contains("poststart hook #0"),
+        "{start}"
+    );
     assert_eq!(h.state_of(&id).status, "running");
     h.kill(&id, "KILL").ok();
     h.wait_status(&id, "stopped");
-    h.delete(&id).ok();
+    let delete = logged("delete").ok();
+    assert!(delete.stderr.contains("poststop hook #0"), "{delete}");
     h.state(&id).error(&["does not exist"]);
+    let stages: Vec<String> = hd.log().into_iter().map(|l| l[0].clone()).collect();
+    assert_eq!(
+        stages,
+        ["poststart", "poststop"],
+        "the second hooks did not run"
+    );
+    let lines: Vec<serde_json::Value> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, stage) in lines.iter().zip(["poststart", "poststop"]) {
+        assert_eq!(line["level"], "warning", "{line}");
+        let msg = line["msg"].as_str().unwrap_or_default();
+        assert!(msg.contains(&format!("{stage} hook #0")), "{line}");
+        assert!(msg.contains("exited with status 3"), "{line}");
+    }
+    h.assert_clean();
+}
+
+/// A create that fails on a hook stops the container and goes on at step 12: the poststop
+/// hooks run, with a stopped container's state (runtime.md "Lifecycle"; runc 1.1.5 too).
+#[test]
+fn failed_create_runs_the_poststop_hooks() {
+    let h = harun!();
+    let mut b = h.bundle();
+    let hd = HookDir::new(&h, &mut b);
+    b.push(
+        "/hooks/createRuntime",
+        hook("/bin/sh", &["sh", "-c", "exit 5"], &h.tag()),
+    )
+    .push(
+        "/hooks/poststop",
+        hook(&hd.script(), &["hook.sh", "poststop"], &h.tag()),
+    );
+    let id = h.id("failpoststop");
+    h.create(&id, &b)
+        .error(&["createRuntime", "exited with status 5"]);
+    let st = hd.state("poststop");
+    assert_eq!(
+        (st["status"].as_str(), st["id"].as_str()),
+        (Some("stopped"), Some(id.as_str()))
+    );
     h.assert_clean();
 }
 

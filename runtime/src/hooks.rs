@@ -124,17 +124,51 @@ fn split_env(kv: &str) -> std::result::Result<(&str, &str), String> {
 /// Run the hooks of `stage` in order, each with `state_json` on stdin. The first failure
 /// stops the run: `Error::Hook` with the hook's index and path and the reason ("exited
 /// with status 1", "killed by signal 9 (SIGKILL)", "timed out after 2s", "cannot
-/// execute: ..."). Whether that is fatal is the caller's decision.
+/// execute: ..."). For the stages whose failure fails the operation (runtime.md
+/// "Lifecycle" steps 3 to 7); poststart and poststop use [`run_all`].
 pub fn run(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
-        run_one(hook, state_json).map_err(|reason| Error::Hook {
-            stage: stage.name(),
-            index,
-            path: hook.path().clone(),
-            reason,
-        })?;
+        run_one(hook, state_json).map_err(|reason| hook_error(stage, index, hook, reason))?;
     }
     Ok(())
+}
+
+/// Run every hook of `stage`, whatever the others did, and return the failures (as
+/// [`run`] describes them). runtime.md "Lifecycle" steps 9 and 13: a failing poststart or
+/// poststop hook is a warning, "the remaining hooks and lifecycle continue as if the hook
+/// had succeeded". (runc 1.1.5 stops at the first failure of a stage; crun goes on.)
+pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Error> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, hook)| {
+            let failed = run_one(hook, state_json).err();
+            failed.map(|reason| hook_error(stage, index, hook, reason))
+        })
+        .collect()
+}
+
+fn hook_error(stage: Stage, index: usize, hook: &Hook, reason: String) -> Error {
+    Error::Hook {
+        stage: stage.name(),
+        index,
+        path: hook.path().clone(),
+        reason,
+    }
+}
+
+/// The state for a hook run by the container's init (createContainer, startContainer):
+/// `status` as given, and `pid` as the container sees it, this process's own pid — the
+/// container namespace's view (runtime.md "State": "For hooks executed in the container
+/// namespace, it is the pid as seen by the container"; runc does the same). A state that
+/// does not parse is returned unchanged.
+pub fn state_in_container(state_json: &str, status: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(state_json) else {
+        return state_json.to_string();
+    };
+    v["status"] = status.into();
+    v["pid"] = std::process::id().into();
+    v.to_string()
 }
 
 fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
@@ -594,6 +628,42 @@ mod tests {
             err.to_string(),
             "createRuntime hook #1 `/bin/sh`: exited with status 3"
         );
+    }
+
+    #[test]
+    fn run_all_runs_every_hook_and_returns_each_failure() {
+        let dir = TempDir::new();
+        let out = dir.file("out");
+        let hooks = [
+            sh("printf a >> \"$OUT\"; exit 2", &out),
+            sh("printf b >> \"$OUT\"", &out),
+            sh("printf c >> \"$OUT\"; exit 4", &out),
+        ];
+        let errors = run_all(Stage::Poststop, &hooks, b"{}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "abc");
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "poststop hook #0 `/bin/sh`: exited with status 2",
+                "poststop hook #2 `/bin/sh`: exited with status 4"
+            ]
+        );
+        assert!(run_all(Stage::Poststart, &hooks[1..2], b"{}").is_empty());
+    }
+
+    #[test]
+    fn state_in_container_has_our_pid_and_the_status() {
+        let state = r#"{"id":"c1","status":"creating","pid":4242,"bundle":"/b"}"#;
+        let v: serde_json::Value =
+            serde_json::from_str(&state_in_container(state, "created")).unwrap();
+        assert_eq!(v["status"], "created");
+        assert_eq!(v["pid"], std::process::id());
+        assert_eq!(
+            (v["id"].as_str(), v["bundle"].as_str()),
+            (Some("c1"), Some("/b"))
+        );
+        assert_eq!(state_in_container("not json", "created"), "not json");
     }
 
     #[test]

@@ -75,9 +75,33 @@ pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
             // also kills whatever the init left in it.
             let _ = cgroup.record.destroy(cgroups::REMOVE_TIMEOUT);
             let _ = dir.remove();
+            poststop_after_failure(opts.id, &bundle);
             Err(e)
         }
     }
+}
+
+/// runtime.md "Lifecycle": a create that fails (a hook, a mount...) "stop[s] the container,
+/// and continue[s] the lifecycle at step 12": destroyed, then the poststop hooks run, with
+/// the state of a stopped container — as runc 1.1.5 does. Their own failures are dropped:
+/// the create error is the one line the caller gets.
+fn poststop_after_failure(id: &str, bundle: &Bundle) {
+    let hooks = Stage::Poststop.hooks(&bundle.spec);
+    if hooks.is_empty() {
+        return;
+    }
+    let st = State {
+        id: id.to_string(),
+        pid: 0,
+        init_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: time::now_rfc3339(),
+        config: bundle.spec.clone(),
+        cgroup: None,
+    };
+    let stopped = st.to_oci(Status::Stopped).to_string();
+    let _failures = hooks::run_all(Stage::Poststop, hooks, stopped.as_bytes());
 }
 
 /// (fd the init sends the master on, fd harun receives it on).

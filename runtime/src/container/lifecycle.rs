@@ -68,14 +68,11 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
         .ok_or_else(|| Error::FailedPrecondition(format!("container `{id}` init has exited")))?;
     release_init(&dir, &pidfd)?;
     let started = st.to_oci(Status::Running).to_string();
-    let mut warnings = Vec::new();
-    if let Err(e) = hooks::run(
+    let warnings = hooks::run_all(
         Stage::Poststart,
         Stage::Poststart.hooks(&st.config),
         started.as_bytes(),
-    ) {
-        warnings.push(e);
-    }
+    );
     Ok(Started { warnings })
 }
 
@@ -248,14 +245,11 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
         c.destroy(cgroups::REMOVE_TIMEOUT)?;
     }
     let stopped = st.to_oci(Status::Stopped).to_string();
-    let mut warnings = Vec::new();
-    if let Err(e) = hooks::run(
+    let warnings = hooks::run_all(
         Stage::Poststop,
         Stage::Poststop.hooks(&st.config),
         stopped.as_bytes(),
-    ) {
-        warnings.push(e);
-    }
+    );
     dir.remove()?;
     Ok(warnings)
 }

@@ -115,7 +115,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     hooks::run(
         Stage::CreateContainer,
         Stage::CreateContainer.hooks(a.spec),
-        state.as_bytes(),
+        hooks::state_in_container(&state, "creating").as_bytes(),
     )?;
     rootfs::enter(a.rootfs, a.no_pivot)?;
 
@@ -141,13 +141,8 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     READY_SENT.store(true, Ordering::Relaxed);
 
     let fifo = wait_for_start(a.state_dir)?;
-    let started = serde_json::from_str::<serde_json::Value>(&state)
-        .map(|mut v| {
-            // As runc: the process has not started yet while these hooks run.
-            v["status"] = "created".into();
-            v.to_string()
-        })
-        .unwrap_or(state);
+    // As runc: the process has not started yet while these hooks run.
+    let started = hooks::state_in_container(&state, "created");
     // `start` waits for our word: "0" once the hooks passed (then we exec, and poststart
     // hooks can follow), or "E" and the failure, which it reports.
     let hooked = hooks::run(
