@@ -72,7 +72,8 @@ pub fn spec_name(typ: LinuxNamespaceType) -> &'static str {
     }
 }
 
-const ALL: [LinuxNamespaceType; 8] = [
+/// Every namespace type harun creates and joins (`harun features` lists them).
+pub const ALL: [LinuxNamespaceType; 8] = [
     LinuxNamespaceType::Mount,
     LinuxNamespaceType::Cgroup,
     LinuxNamespaceType::Uts,

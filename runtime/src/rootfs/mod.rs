@@ -27,6 +27,11 @@ use oci_spec::runtime::Spec;
 use crate::{Error, Result};
 use resolve::{Create, Root};
 
+/// The mount option names harun implements, sorted (`harun features` `mountOptions`).
+pub fn mount_options() -> Vec<&'static str> {
+    options::recognized()
+}
+
 /// Pure validation, before any side effect: mounts (destination absolute and clean — no
 /// `..` components; known option names; type needed for non-bind mounts; source present for
 /// bind), linux.devices (absolute path under /dev, type c/b/u/p, major/minor present for

@@ -63,6 +63,8 @@ const FLAGS: &[(&str, MsFlags, bool)] = &[
     ("loud", MsFlags::MS_SILENT, true),
     ("iversion", MsFlags::MS_I_VERSION, false),
     ("noiversion", MsFlags::MS_I_VERSION, true),
+    ("acl", MsFlags::MS_POSIXACL, false),
+    ("noacl", MsFlags::MS_POSIXACL, true),
 ];
 
 /// Propagation names, for mount options and `linux.rootfsPropagation`.
@@ -75,6 +77,15 @@ const PROPAGATION: &[(&str, MsFlags)] = &[
     ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
     ("unbindable", MsFlags::MS_UNBINDABLE),
     ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
+/// The other options harun implements.
+const OTHERS: &[(&str, Opt<'static>)] = &[
+    ("bind", Opt::Bind { rec: false }),
+    ("rbind", Opt::Bind { rec: true }),
+    ("defaults", Opt::Ignored),
+    ("tmpcopyup", Opt::CopyUp(true)),
+    ("notmpcopyup", Opt::CopyUp(false)),
 ];
 
 /// Options runc or crun know and harun does not implement: mount_setattr(2) recursive
@@ -111,15 +122,28 @@ pub(crate) fn classify(opt: &str) -> Opt<'_> {
     if let Some(flag) = propagation(opt) {
         return Opt::Propagation(flag);
     }
-    match opt {
-        "bind" => Opt::Bind { rec: false },
-        "rbind" => Opt::Bind { rec: true },
-        "defaults" => Opt::Ignored,
-        "tmpcopyup" => Opt::CopyUp(true),
-        "notmpcopyup" => Opt::CopyUp(false),
-        _ if UNSUPPORTED.contains(&opt) => Opt::Unsupported,
-        _ => Opt::Data(opt),
+    if let Some(&(_, other)) = OTHERS.iter().find(|(n, _)| *n == opt) {
+        return other;
     }
+    if UNSUPPORTED.contains(&opt) {
+        return Opt::Unsupported;
+    }
+    Opt::Data(opt)
+}
+
+/// Every option name harun implements (flags, propagation, bind, tmpcopyup...), sorted:
+/// the `mountOptions` of `harun features`. Filesystem data (`mode=755`) is not among them
+/// (features.md: "SHOULD NOT contain filesystem-specific mount options"), nor what
+/// [`UNSUPPORTED`] lists.
+pub(crate) fn recognized() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = FLAGS
+        .iter()
+        .map(|(n, ..)| *n)
+        .chain(PROPAGATION.iter().map(|(n, _)| *n))
+        .chain(OTHERS.iter().map(|(n, _)| *n))
+        .collect();
+    names.sort_unstable();
+    names
 }
 
 /// The mount(2) flag for a propagation name (`rslave` -> `MS_SLAVE|MS_REC`).
@@ -374,6 +398,29 @@ mod tests {
             assert_eq!(got.propagation, c.prop, "{:?}", c.opts);
             assert_eq!(got.bind, c.bind, "{:?}", c.opts);
             assert_eq!(got.data, c.data, "{:?}", c.opts);
+        }
+    }
+
+    #[test]
+    fn recognized_options_are_classified_as_implemented() {
+        let names = recognized();
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
+        for n in &names {
+            let opt = classify(n);
+            assert!(
+                !matches!(opt, Opt::Data(_) | Opt::Unsupported),
+                "`{n}` is {opt:?}"
+            );
+        }
+        for n in UNSUPPORTED {
+            assert_eq!(classify(n), Opt::Unsupported);
+            assert!(!names.contains(n), "`{n}` is listed and refused");
+        }
+        for n in ["tmpcopyup", "rbind", "rslave", "acl", "nosymfollow"] {
+            assert!(names.contains(&n), "`{n}` is missing");
         }
     }
 

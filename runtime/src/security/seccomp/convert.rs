@@ -317,7 +317,7 @@ pub fn condition(arg: &LinuxSeccompArg, field: &str) -> Result<SeccompCondition>
         .map_err(|e| Error::spec(field, e.to_string()))
 }
 
-fn flags(flags: &[LinuxSeccompFilterFlag]) -> Result<libc::c_ulong> {
+pub(super) fn flags(flags: &[LinuxSeccompFilterFlag]) -> Result<libc::c_ulong> {
     use LinuxSeccompFilterFlag as F;
     let mut bits = 0;
     for (i, f) in flags.iter().enumerate() {

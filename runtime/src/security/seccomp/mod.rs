@@ -217,25 +217,115 @@ impl Filter {
     }
 }
 
-/// The `linux.seccomp` object of the OCI features document.
+/// The `linux.seccomp` object of the OCI features document, from the converter itself:
+/// `actions`, `operators` and `supportedFlags` are the values [`convert`] accepts out of
+/// every value oci-spec knows (`knownFlags`); `archs` the one filters are built for.
 pub fn features() -> serde_json::Value {
+    use oci_spec::runtime::LinuxSeccompArgBuilder;
     let archs: Vec<String> = Target::native()
         .map(|t| t.arch().to_string())
         .into_iter()
         .collect();
+    let actions = names(&known::ACTIONS, |a| {
+        convert::action(*a, None, "", "").is_ok()
+    });
+    let operators = names(&known::OPERATORS, |op| {
+        LinuxSeccompArgBuilder::default()
+            .index(0usize)
+            .value(0u64)
+            .op(*op)
+            .build()
+            .is_ok_and(|arg| convert::condition(&arg, "").is_ok())
+    });
+    let supported = names(&known::FLAGS, |f| convert::flags(&[*f]).is_ok());
     serde_json::json!({
         "enabled": Target::native().is_some(),
-        "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
-                    "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
-                    "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
-        "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
-                      "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+        "actions": actions,
+        "operators": operators,
         "archs": archs,
-        "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                       "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-        "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                           "SECCOMP_FILTER_FLAG_LOG"]
+        "knownFlags": names(&known::FLAGS, |_| true),
+        "supportedFlags": supported,
     })
+}
+
+/// The names of the values of `all` that `keep` keeps, sorted.
+fn names<T: fmt::Display>(all: &[T], keep: impl Fn(&T) -> bool) -> Vec<String> {
+    let mut out: Vec<String> = all.iter().filter(|v| keep(v)).map(T::to_string).collect();
+    out.sort();
+    out
+}
+
+/// Every action, operator and filter flag oci-spec knows. The `exhaustive_*` matches break
+/// the build when an oci-spec update adds one, so that it is classified, not forgotten.
+mod known {
+    use oci_spec::runtime::{
+        LinuxSeccompAction as A, LinuxSeccompFilterFlag as F, LinuxSeccompOperator as O,
+    };
+
+    pub const ACTIONS: [A; 9] = [
+        A::ScmpActKill,
+        A::ScmpActKillProcess,
+        A::ScmpActKillThread,
+        A::ScmpActTrap,
+        A::ScmpActErrno,
+        A::ScmpActTrace,
+        A::ScmpActAllow,
+        A::ScmpActLog,
+        A::ScmpActNotify,
+    ];
+    pub const OPERATORS: [O; 7] = [
+        O::ScmpCmpNe,
+        O::ScmpCmpLt,
+        O::ScmpCmpLe,
+        O::ScmpCmpEq,
+        O::ScmpCmpGe,
+        O::ScmpCmpGt,
+        O::ScmpCmpMaskedEq,
+    ];
+    pub const FLAGS: [F; 4] = [
+        F::SeccompFilterFlagTsync,
+        F::SeccompFilterFlagLog,
+        F::SeccompFilterFlagSpecAllow,
+        F::SeccompFilterFlagWaitKillableRecv,
+    ];
+
+    #[allow(dead_code)]
+    fn exhaustive_actions(a: A) {
+        match a {
+            A::ScmpActKill
+            | A::ScmpActKillProcess
+            | A::ScmpActKillThread
+            | A::ScmpActTrap
+            | A::ScmpActErrno
+            | A::ScmpActTrace
+            | A::ScmpActAllow
+            | A::ScmpActLog
+            | A::ScmpActNotify => {}
+        }
+    }
+
+    #[allow(dead_code)]
+    fn exhaustive_operators(o: O) {
+        match o {
+            O::ScmpCmpNe
+            | O::ScmpCmpLt
+            | O::ScmpCmpLe
+            | O::ScmpCmpEq
+            | O::ScmpCmpGe
+            | O::ScmpCmpGt
+            | O::ScmpCmpMaskedEq => {}
+        }
+    }
+
+    #[allow(dead_code)]
+    fn exhaustive_flags(f: F) {
+        match f {
+            F::SeccompFilterFlagTsync
+            | F::SeccompFilterFlagLog
+            | F::SeccompFilterFlagSpecAllow
+            | F::SeccompFilterFlagWaitKillableRecv => {}
+        }
+    }
 }
 
 #[cfg(test)]
