@@ -127,3 +127,103 @@ fn mount_label_without_selinux_is_ignored_process_labels_are_refused() {
     }
     h.assert_clean();
 }
+
+/// A bundle without a `mount` namespace and without what needs one (masked and read-only
+/// paths, which runc refuses there too).
+fn host_mount_ns_bundle(h: &Harun) -> harun_integration::Bundle {
+    let mut b = h.bundle();
+    b.without_namespace("mount")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths");
+    b
+}
+
+/// No `mount` in linux.namespaces: the container runs, as with runc: its mounts are made
+/// in the host's mount namespace under the rootfs (runc's too), it is chrooted there (ls /
+/// shows the image), `exec` lands in the same root (runc's exec lands in the host's `/`),
+/// the host's own mounts keep their propagation, and delete removes every mount it made
+/// (runc 1.1.5 leaves them).
+#[test]
+fn a_container_without_a_mount_namespace_runs_and_delete_unmounts() {
+    let h = harun!();
+    let host_root_before = mountinfo::find(&mountinfo::current(), "/").cloned();
+    let mut b = host_mount_ns_bundle(&h);
+    b.set("/root/readonly", true).args(&["sleep", "600"]);
+    let rootfs = b.rootfs().to_string_lossy().into_owned();
+    let id = h.id("nomntns");
+    h.create(&id, &b).ok();
+    h.start(&id).ok();
+    let under: Vec<String> = mountinfo::current()
+        .into_iter()
+        .filter(|m| m.mount_point.starts_with(&rootfs))
+        .map(|m| m.mount_point)
+        .collect();
+    for want in ["", "/proc", "/dev", "/dev/pts", "/sys"] {
+        let p = format!("{rootfs}{want}");
+        assert!(
+            under.contains(&p),
+            "{p} is not mounted on the host: {under:?}"
+        );
+    }
+    let out = h
+        .exec(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/mnt; ls /; touch /x 2>/dev/null || echo ro=yes",
+        ])
+        .ok();
+    let host_mnt = fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert!(
+        out.stdout.starts_with(&*host_mnt.to_string_lossy()),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("\nbin\n"),
+        "exec is not in the rootfs:\n{out}"
+    );
+    assert!(
+        !out.stdout.contains("\nwork\n"),
+        "exec sees the host's `/`:\n{out}"
+    );
+    assert!(out.stdout.contains("ro=yes"), "root.readonly:\n{out}");
+    h.kill(&id, "KILL").ok();
+    h.wait_status(&id, "stopped");
+    h.delete(&id).ok();
+    let host_root_after = mountinfo::find(&mountinfo::current(), "/").cloned();
+    assert_eq!(
+        host_root_before.map(|m| m.optional),
+        host_root_after.map(|m| m.optional),
+        "the host's `/` changed propagation"
+    );
+    // Foreground run: the same, ending with the delete.
+    let mut b = host_mount_ns_bundle(&h);
+    b.sh("ls /proc/self/ns >/dev/null && echo ran");
+    assert!(h.run_ok(&b).contains("ran"));
+    h.assert_clean();
+}
+
+/// Without a mount namespace: masked and read-only paths are refused (as runc:
+/// "unable to restrict sys entries without a private MNT namespace"), so is
+/// rootfsPropagation (runc would apply it to the host's `/`); a create failing after
+/// some mounts were made in the host's namespace leaves none behind.
+#[test]
+fn without_a_mount_namespace_what_needs_one_is_refused_and_failures_clean_up() {
+    let h = harun!();
+    for (field, value) in [
+        ("maskedPaths", serde_json::json!(["/proc/kcore"])),
+        ("readonlyPaths", serde_json::json!(["/proc/sys"])),
+        ("rootfsPropagation", serde_json::json!("shared")),
+    ] {
+        let mut b = host_mount_ns_bundle(&h);
+        b.set(&format!("/linux/{field}"), value);
+        h.create(&h.id("needsmnt"), &b)
+            .error(&[&format!("linux.{field}"), "mount` namespace"]);
+    }
+    let mut b = host_mount_ns_bundle(&h);
+    b.mount("/late", "bind", "/nonexistent/harun-source", &["rbind"]);
+    h.create(&h.id("latefail"), &b)
+        .error(&["mounts[", "/nonexistent/harun-source"]);
+    h.assert_clean();
+}

@@ -111,12 +111,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             Some(p) => plan.joins.push(open_join(typ, p, &field)?),
         }
     }
-    if !plan.has(LinuxNamespaceType::Mount) {
-        return Err(Error::spec(
-            "linux.namespaces",
-            "a `mount` namespace is required (harun never sets up a rootfs in the host's)",
-        ));
-    }
+    // Without a `mount` namespace the rootfs is set up in the host's (rootfs::host).
     Ok(plan)
 }
 
@@ -242,15 +237,18 @@ mod tests {
     }
 
     #[test]
+    fn no_mount_namespace_is_a_plan_too() {
+        // The rootfs is then set up in the host's mount namespace (rootfs::host).
+        let p = plan(&spec_with(serde_json::json!([{"type": "pid"}]))).unwrap();
+        assert!(!p.has(LinuxNamespaceType::Mount));
+    }
+
+    #[test]
     fn rejects_bad_namespace_lists() {
         let cases = [
             (
                 serde_json::json!([{"type": "mount"}, {"type": "mount"}]),
                 "duplicate",
-            ),
-            (
-                serde_json::json!([{"type": "pid"}]),
-                "`mount` namespace is required",
             ),
             (
                 serde_json::json!([{"type": "mount"}, {"type": "network", "path": "/nonexistent/ns"}]),

@@ -16,7 +16,7 @@ use crate::pidfd::PidFd;
 use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
 use crate::process::clone::{clone_pidfd_into, Forked};
 use crate::process::init::{self, InitArgs};
-use crate::rootfs::overlay;
+use crate::rootfs::{host, overlay};
 use crate::spec::{self, Bundle};
 use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
 use crate::{cgroups, console, idmap, procfs, time, timens, Error, Result};
@@ -59,8 +59,21 @@ pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
     state::validate_id(opts.id)?;
     let bundle = spec::load(opts.bundle)?;
     let overlay = overlay::plan(&bundle, &opts.overlay, &root.dir(opts.id))?;
+    let own_mount_ns = host::has_mount_namespace(&bundle.spec);
+    if overlay.is_some() && !own_mount_ns {
+        return Err(Error::InvalidArgument(
+            "an overlay rootfs needs a `mount` namespace in linux.namespaces".into(),
+        ));
+    }
     let console = console_endpoints(&bundle, opts.console)?;
     let dir = root.create(opts.id)?;
+    if !own_mount_ns {
+        // Before the init exists: which mount the rootfs path is on, for the clean-up.
+        if let Err(e) = host::record(dir.path(), &bundle.rootfs) {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    }
     let cgroup = match cgroups::setup(&bundle.spec, opts.id, dir.path()) {
         Ok(c) => c,
         Err(e) => {
@@ -74,6 +87,7 @@ pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
             // Best effort: the original error is what the user needs. Removing the cgroup
             // also kills whatever the init left in it.
             let _ = cgroup.record.destroy(cgroups::REMOVE_TIMEOUT);
+            let _ = host::remove(dir.path());
             let _ = dir.remove();
             poststop_after_failure(opts.id, &bundle);
             Err(e)

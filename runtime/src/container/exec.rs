@@ -169,6 +169,7 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
             console: console_theirs.as_ref(),
             seccomp: seccomp.as_ref(),
             cgroup: st.cgroup.as_ref().map(|c| c.path.as_path()),
+            root_of: (!namespaces.contains(CloneFlags::CLONE_NEWNS)).then_some(st.pid),
         }),
         Forked::Parent { pid, .. } => {
             drop(theirs);

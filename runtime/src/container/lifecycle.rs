@@ -11,6 +11,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::hooks::{self, Stage};
 use crate::pidfd::PidFd;
+use crate::rootfs::host;
 use crate::state::{LockedDir, State, StateRoot, Status, EXEC_FIFO};
 use crate::{cgroups, Error, Result};
 
@@ -213,6 +214,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
             if let Some(c) = cgroups::Record::load(dir.path()) {
                 c.destroy(cgroups::REMOVE_TIMEOUT)?;
             }
+            host::remove(dir.path())?;
             dir.remove()?;
             return Ok(Vec::new());
         }
@@ -244,6 +246,8 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
         // Kills what is left in it (a stopped init's orphans) and waits for them.
         c.destroy(cgroups::REMOVE_TIMEOUT)?;
     }
+    // A container without a mount namespace: its mounts are the host's (rootfs::host).
+    host::remove(dir.path())?;
     let stopped = st.to_oci(Status::Stopped).to_string();
     let warnings = hooks::run_all(
         Stage::Poststop,

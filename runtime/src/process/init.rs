@@ -117,7 +117,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         Stage::CreateContainer.hooks(a.spec),
         hooks::state_in_container(&state, "creating").as_bytes(),
     )?;
-    rootfs::enter(a.rootfs, a.no_pivot)?;
+    rootfs::enter(a.spec, a.rootfs, a.no_pivot)?;
 
     set_uts(a.spec)?;
     if let Some(map) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {

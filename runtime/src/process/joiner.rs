@@ -45,6 +45,10 @@ pub struct JoinArgs<'a> {
     pub seccomp: Option<&'a Filter>,
     /// The container's cgroup directory, joined before the namespaces.
     pub cgroup: Option<&'a Path>,
+    /// For a container without a mount namespace of its own: the init's host pid. Its root
+    /// is a chroot in the host's namespace, which setns does not enter: the process
+    /// chroots to the init's root itself (runc 1.1.5 leaves it in the host's `/`).
+    pub root_of: Option<i32>,
 }
 
 /// The joiner: never returns.
@@ -80,6 +84,9 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     setns(a.init_pidfd.as_fd(), a.namespaces).map_err(Error::sys(
         "join the container's namespaces (setns on the init's pidfd)",
     ))?;
+    if let Some(pid) = a.root_of {
+        enter_root_of(pid, a.init_pidfd)?;
+    }
     // SAFETY: the joiner is a fork of the single-threaded harun, itself single-threaded.
     match unsafe { clone_pidfd_parent()? } {
         Forked::Child => {
@@ -93,6 +100,30 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
         }
         Forked::Parent { pid, .. } => a.channel.send(&FromJoiner::Pid(pid)),
     }
+}
+
+/// chroot to the root of process `pid`, whose pidfd `init` is (checked alive after the
+/// open, so the pid was not reused).
+fn enter_root_of(pid: i32, init: &OwnedFd) -> Result<()> {
+    use nix::fcntl::{open, OFlag};
+    let path = format!("/proc/{pid}/root");
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let root = open(path.as_str(), flags, nix::sys::stat::Mode::empty())
+        .map_err(Error::sys(format!("open the container's root `{path}`")))?;
+    // SAFETY: pidfd_send_signal with signal 0 and no info only checks the process exists.
+    let alive = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            init.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(alive).map_err(Error::sys("check the container's init"))?;
+    nix::unistd::fchdir(&root).map_err(Error::sys("chdir to the container's root"))?;
+    nix::unistd::chroot(".").map_err(Error::sys("chroot to the container's root"))?;
+    nix::unistd::chdir("/").map_err(Error::sys("chdir to `/`"))
 }
 
 /// The process: console, credentials, seccomp (the container's, as runc does), exec.

@@ -10,6 +10,7 @@
 
 mod copyup;
 mod devices;
+pub mod host;
 mod mountinfo;
 mod mounts;
 mod options;
@@ -40,7 +41,8 @@ pub fn mount_options() -> Vec<&'static str> {
 /// root.path present.
 /// Error fields name the JSON path: `mounts[2].options[1]`, `linux.devices[0].type`, ...
 pub fn validate(spec: &Spec) -> Result<()> {
-    validate::validate(spec)
+    validate::validate(spec)?;
+    host::validate(spec)
 }
 
 /// Step 1, in the container's (new) mount namespace, still in the host root: isolate `/`
@@ -49,7 +51,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
 /// a cgroup mount is a cgroup2 instance when `cgroup_ns_new`, else a bind of the host's
 /// cgroup2 mount), populate /dev unless it is a bind mount, create process.cwd.
 /// With an `overlay`, the overlay is stacked on the rootfs mount point first and everything
-/// after happens in it ([`overlay`]).
+/// after happens in it ([`overlay`]). Without a mount namespace, in the host's: the
+/// propagation of the host's mounts is left alone ([`host`]).
 pub fn prepare(
     spec: &Spec,
     bundle: &Path,
@@ -57,7 +60,11 @@ pub fn prepare(
     cgroup_ns_new: bool,
     overlay: Option<&overlay::Plan>,
 ) -> Result<()> {
-    pivot::make_root_mount(rootfs, root_propagation(spec)?)?;
+    if host::has_mount_namespace(spec) {
+        pivot::make_root_mount(rootfs, root_propagation(spec)?)?;
+    } else {
+        pivot::bind_onto_itself(rootfs)?;
+    }
     if let Some(plan) = overlay {
         overlay::mount(plan, rootfs)?;
     }
@@ -78,9 +85,10 @@ pub fn prepare(
 
 /// Step 2: switch root. pivot_root: chdir(rootfs); pivot_root(".", "."); make the old root
 /// MS_SLAVE|MS_REC then umount2(".", MNT_DETACH); chdir("/"). With `no_pivot`: MS_MOVE
-/// rootfs to "/" then chroot(".") and chdir("/").
-pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    pivot::enter(rootfs, no_pivot)
+/// rootfs to "/" then chroot(".") and chdir("/"). Without a mount namespace of its own, in
+/// the host's: chroot only, whatever `no_pivot` says.
+pub fn enter(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<()> {
+    pivot::enter(rootfs, no_pivot, host::has_mount_namespace(spec))
 }
 
 /// Step 3, inside the new root: maskedPaths (bind /dev/null over a file, a read-only empty

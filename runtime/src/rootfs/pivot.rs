@@ -33,6 +33,13 @@ pub(crate) fn make_root_mount(rootfs: &Path, propagation: Option<MsFlags>) -> Re
     if !all_unshared {
         parent_private(rootfs)?;
     }
+    bind_onto_itself(rootfs)
+}
+
+/// The rootfs bound onto itself, so that it is a mount point of its own. Without a mount
+/// namespace this is all of step 1's first part (see [`super::host`]).
+pub(crate) fn bind_onto_itself(rootfs: &Path) -> Result<()> {
+    let none: Option<&str> = None;
     mount(
         Some(rootfs),
         rootfs,
@@ -63,12 +70,23 @@ fn parent_private(rootfs: &Path) -> Result<()> {
 }
 
 /// Step 2: make `rootfs` the process root. See [`super::enter`].
-pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    if no_pivot {
+pub(crate) fn enter(rootfs: &Path, no_pivot: bool, own_mount_ns: bool) -> Result<()> {
+    if !own_mount_ns {
+        chroot_into(rootfs)
+    } else if no_pivot {
         move_root(rootfs)
     } else {
         pivot(rootfs)
     }
+}
+
+/// In the host's mount namespace: pivot_root or MS_MOVE would take the host's `/` with
+/// them, so only this process changes its root (runc and crun chroot there too).
+fn chroot_into(rootfs: &Path) -> Result<()> {
+    let r = rootfs.display();
+    chdir(rootfs).map_err(Error::sys(format!("chdir to the rootfs `{r}`")))?;
+    chroot(".").map_err(Error::sys(format!("chroot to `{r}`")))?;
+    chdir("/").map_err(Error::sys("chdir to the new root"))
 }
 
 /// pivot_root(".", "."): the old root ends up stacked on the new one; detach it.
