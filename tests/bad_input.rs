@@ -150,6 +150,41 @@ fn uid_of_the_wrong_type() {
     );
 }
 
+/// (uid_t)-1 is "leave unchanged" to setresuid: uid 4294967295 would run the process as
+/// root. Every id above 2^31-1 is refused, as runc does.
+#[test]
+fn ids_above_2_31_minus_1_are_refused() {
+    for (pointer, value, field) in [
+        (
+            "/process/user/uid",
+            json!(4294967295u32),
+            "process.user.uid",
+        ),
+        (
+            "/process/user/gid",
+            json!(4294967295u32),
+            "process.user.gid",
+        ),
+        (
+            "/process/user/gid",
+            json!(2147483648u32),
+            "process.user.gid",
+        ),
+        (
+            "/process/user/additionalGids",
+            json!([5, 4294967295u32]),
+            "process.user.additionalGids[1]",
+        ),
+    ] {
+        bad_config(
+            |b| {
+                b.set(pointer, value.clone());
+            },
+            &[field, "out of range"],
+        );
+    }
+}
+
 #[test]
 fn bad_rlimit_type() {
     bad_config(

@@ -505,6 +505,50 @@ fn exec_bad_requests_are_clear_errors_and_leave_the_container_alone() {
     h.assert_clean();
 }
 
+/// (uid_t)-1 is "leave unchanged" to setresuid: `--user 4294967295` would run the process as
+/// root. Ids above 2^31-1 are refused from the flags and from a `--process` file alike,
+/// before anything runs.
+#[test]
+fn exec_refuses_ids_above_2_31_minus_1() {
+    let h = harun!();
+    let (id, init) = start(&h, "bigid", &sleeper(&h));
+    // Had it run, the process would print its uid.
+    let probe = ["sh", "-c", "id -u"];
+    for flags in [
+        &["--user", "4294967295:4294967295"][..],
+        &["--user", "1000:2147483648"],
+        &["--additional-gids", "4294967295"],
+    ] {
+        let out = h
+            .cmd(["exec"])
+            .args(flags)
+            .arg(&id)
+            .args(probe)
+            .run()
+            .error(&[flags[0], "out of range"]);
+        assert_eq!(out.stdout, "", "{out}");
+    }
+    let process = json!({
+        "args": probe,
+        "cwd": "/",
+        "user": {"uid": 4294967295u32, "gid": 4294967295u32},
+        "env": [format!("{}={}", harun_integration::TAG_ENV, h.tag())]
+    });
+    let file = h.path("process.json");
+    fs::write(&file, process.to_string()).unwrap();
+    let out = h
+        .cmd(["exec", "--process"])
+        .arg(&file)
+        .arg(&id)
+        .run()
+        .error(&["user.uid", "out of range", &file.to_string_lossy()]);
+    assert_eq!(out.stdout, "", "{out}");
+    assert_eq!(h.state_of(&id).status, "running");
+    assert!(ProcId::of(init).is_some_and(|p| p.is_alive()));
+    h.delete_force(&id).ok();
+    h.assert_clean();
+}
+
 #[test]
 fn exec_after_the_init_died_is_a_clear_error() {
     let h = harun!();

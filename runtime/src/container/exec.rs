@@ -18,6 +18,7 @@ use crate::process::channel;
 use crate::process::clone::{clone_pidfd, Forked};
 use crate::process::joiner::{self, FromJoiner, JoinArgs};
 use crate::security::seccomp::Filter;
+use crate::security::user;
 use crate::state::{self, StateRoot, Status};
 use crate::{console, spec, Error, Result};
 
@@ -51,11 +52,17 @@ pub struct ProcessFlags {
     pub no_new_privs: bool,
 }
 
-/// Read a process JSON file (`--process`).
+/// Read a process JSON file (`--process`); errors name the file and the field.
 pub fn process_from_file(path: &Path) -> Result<Process> {
     let text = std::fs::read(path).map_err(Error::io("read", path))?;
-    crate::spec::parse_json(&text)
-        .map_err(|(field, reason)| Error::spec(format!("{}: {field}", path.display()), reason))
+    let in_file = |field: &str, reason| Error::spec(format!("{}: {field}", path.display()), reason);
+    let process: Process =
+        crate::spec::parse_json(&text).map_err(|(field, reason)| in_file(&field, reason))?;
+    user::validate_ids(process.user(), "user").map_err(|e| match e {
+        Error::InvalidSpec { field, reason } => in_file(&field, reason),
+        other => other,
+    })?;
+    Ok(process)
 }
 
 /// The container's process with the flags applied (runc's `exec` semantics): new args, env
@@ -88,6 +95,10 @@ pub fn process_from_flags(base: &Process, f: &ProcessFlags) -> Result<Process> {
         }
     }
     if !f.additional_gids.is_empty() {
+        for &g in &f.additional_gids {
+            user::check_id(g)
+                .map_err(|why| Error::InvalidArgument(format!("--additional-gids `{g}`: {why}")))?;
+        }
         p.user_mut()
             .set_additional_gids(Some(f.additional_gids.clone()));
     }
@@ -129,6 +140,10 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     };
     let uid = u.parse().map_err(|_| bad())?;
     let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    for id in std::iter::once(uid).chain(gid) {
+        user::check_id(id)
+            .map_err(|why| Error::InvalidArgument(format!("--user `{text}`: {why}")))?;
+    }
     Ok((uid, gid))
 }
 
@@ -284,7 +299,15 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains(&Capability::SysPtrace));
-        for bad in ["x", "1:y", ":1", ""] {
+        for bad in [
+            "x",
+            "1:y",
+            ":1",
+            "",
+            "4294967295",
+            "0:4294967295",
+            "2147483648:0",
+        ] {
             let f = ProcessFlags {
                 args: vec!["id".into()],
                 user: Some(bad.into()),
@@ -302,5 +325,22 @@ mod tests {
             .to_string()
             .contains("--cap"));
         assert!(process_from_flags(&base, &ProcessFlags::default()).is_err());
+        let f = ProcessFlags {
+            args: vec!["id".into()],
+            additional_gids: vec![5, u32::MAX],
+            ..Default::default()
+        };
+        let err = process_from_flags(&base, &f).unwrap_err().to_string();
+        assert!(err.starts_with("--additional-gids `4294967295`: "), "{err}");
+        let f = ProcessFlags {
+            args: vec!["id".into()],
+            user: Some("4294967295:4294967295".into()),
+            ..Default::default()
+        };
+        let err = process_from_flags(&base, &f).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--user `4294967295:4294967295`: 4294967295 is out of range"),
+            "{err}"
+        );
     }
 }

@@ -20,8 +20,15 @@ use crate::error::{Error, Result};
 const SETGROUPS: &str = "/proc/self/setgroups";
 const OOM_SCORE_ADJ: &str = "/proc/self/oom_score_adj";
 
-/// Pure: `process.user.umask` is a permission mask (at most 0o777).
+/// The largest uid or gid a process may be given (2^31-1, runc's limit). Above it is
+/// (uid_t)-1, which setresuid/setresgid take for "leave unchanged": a container asking for
+/// uid 4294967295 would keep running as root.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// Pure: `process.user`: uid, gid and every additionalGids entry at most [`MAX_ID`], the
+/// umask a permission mask (at most 0o777).
 pub fn validate(user: &User) -> Result<()> {
+    validate_ids(user, "process.user")?;
     if let Some(mask) = user.umask() {
         if mask > 0o777 {
             return Err(Error::spec(
@@ -29,6 +36,37 @@ pub fn validate(user: &User) -> Result<()> {
                 format!("{mask:#o} is not a permission mask (at most 0o777)"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Pure: the ids of `user` at most [`MAX_ID`]; `field` names the user object in errors
+/// (`process.user`, or `user` in an exec `--process` file).
+pub fn validate_ids(user: &User, field: &str) -> Result<()> {
+    let gids = user.additional_gids().iter().flatten();
+    let ids = [
+        ("uid".to_string(), user.uid()),
+        ("gid".to_string(), user.gid()),
+    ]
+    .into_iter()
+    .chain(
+        gids.enumerate()
+            .map(|(i, &g)| (format!("additionalGids[{i}]"), g)),
+    );
+    for (name, id) in ids {
+        check_id(id).map_err(|reason| Error::spec(format!("{field}.{name}"), reason))?;
+    }
+    Ok(())
+}
+
+/// Pure: why `id` cannot be a uid or gid, if it cannot.
+pub fn check_id(id: u32) -> std::result::Result<(), String> {
+    if id > MAX_ID {
+        return Err(format!(
+            "{id} is out of range (uids and gids must be 0-{MAX_ID}; {} is \"unchanged\" to \
+             setresuid)",
+            u32::MAX
+        ));
     }
     Ok(())
 }
@@ -159,6 +197,40 @@ mod tests {
             validate(&bad).unwrap_err().to_string(),
             "process.user.umask: 0o1777 is not a permission mask (at most 0o777)"
         );
+    }
+
+    #[test]
+    fn ids_above_2_31_minus_1_are_refused() {
+        let user = |uid: u32, gid: u32, extra: Vec<u32>| {
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .additional_gids(extra)
+                .build()
+                .unwrap()
+        };
+        assert!(validate(&user(MAX_ID, MAX_ID, vec![0, MAX_ID])).is_ok());
+        let table = [
+            (
+                user(u32::MAX, 0, vec![]),
+                "process.user.uid: 4294967295 is out of range",
+            ),
+            (
+                user(0, 1 << 31, vec![]),
+                "process.user.gid: 2147483648 is out of range",
+            ),
+            (
+                user(0, 0, vec![5, u32::MAX]),
+                "process.user.additionalGids[1]: 4294967295 is out of range",
+            ),
+        ];
+        for (u, want) in table {
+            let err = validate(&u).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+            assert!(err.contains("0-2147483647"), "{err}");
+        }
+        let err = validate_ids(&user(u32::MAX, 0, vec![]), "user").unwrap_err();
+        assert!(err.to_string().starts_with("user.uid: "), "{err}");
     }
 
     #[test]
