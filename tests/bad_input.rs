@@ -130,6 +130,56 @@ fn absolute_args0_not_found_in_the_container() {
     );
 }
 
+/// args[0] exists but cannot run: the error says why (as Go's LookPath for runc), for a path
+/// and for a PATH lookup alike, instead of "not found".
+#[test]
+fn args0_that_exists_but_cannot_run_says_why() {
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["/bin/plain"],
+            &["process.args[0]", "/bin/plain", "Permission denied"],
+        ),
+        (&["/etc"], &["process.args[0]", "/etc", "Is a directory"]),
+        (
+            &["plain"],
+            &[
+                "process.args[0]",
+                "`plain`",
+                "/bin/plain",
+                "in $PATH",
+                "Permission denied",
+            ],
+        ),
+        (
+            &["adir"],
+            &[
+                "process.args[0]",
+                "`adir`",
+                "/bin/adir",
+                "in $PATH",
+                "Is a directory",
+            ],
+        ),
+    ];
+    for (args, keys) in cases {
+        bad_config(
+            |b| {
+                b.write_file("/bin/plain", "#!/bin/sh\necho ran\n")
+                    .write_file("/bin/adir/x", "")
+                    .args(args);
+            },
+            keys,
+        );
+    }
+    // Nothing at all: still "not found".
+    bad_config(
+        |b| {
+            b.args(&["no-such-program"]);
+        },
+        &["process.args[0]", "no-such-program", "not found in $PATH"],
+    );
+}
+
 #[test]
 fn relative_cwd() {
     bad_config(

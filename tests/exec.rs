@@ -491,6 +491,13 @@ fn exec_bad_requests_are_clear_errors_and_leave_the_container_alone() {
     h.exec(&["exec", &id]).error(&["command"]);
     h.exec(&["exec", &id, "no-such-program"])
         .error(&["no-such-program"]);
+    h.exec(&["exec", &id, "/etc"])
+        .error(&["process.args[0]", "/etc", "Is a directory"]);
+    h.exec(&["exec", &id, "/etc/passwd"]).error(&[
+        "process.args[0]",
+        "/etc/passwd",
+        "Permission denied",
+    ]);
     h.exec(&["exec", "--cwd", "/no/such/dir", &id, "true"])
         .error(&["/no/such/dir"]);
     h.exec(&["exec", "--user", "root", &id, "true"])

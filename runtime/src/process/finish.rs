@@ -98,32 +98,55 @@ impl Exec {
     }
 }
 
-/// Find `arg0` as a shell would: with a `/` it is a path; without, search the container's
-/// PATH (from process.env, else the default).
+/// Find `arg0` as Go's exec.LookPath does for runc: with a `/` it is a path; without,
+/// search the container's PATH (from process.env, else the default). A file that is there
+/// but cannot be run says why (EACCES, EISDIR), for a path and for a PATH entry alike.
 fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
-    let not_found = |why: &str| Error::spec("process.args[0]", format!("`{arg0}`: {why}"));
     if arg0.contains('/') {
-        return if is_executable(Path::new(arg0)) {
-            Ok(PathBuf::from(arg0))
-        } else {
-            Err(not_found("no such executable file in the container"))
+        return match executable(Path::new(arg0)) {
+            Ok(()) => Ok(PathBuf::from(arg0)),
+            Err(errno) => Err(Error::Sys {
+                what: format!("process.args[0] `{arg0}`"),
+                errno,
+            }),
         };
     }
     let path_var = env
         .iter()
         .find_map(|kv| kv.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    path_var
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(arg0))
-        .find(|p| is_executable(p))
-        .ok_or_else(|| not_found("executable file not found in $PATH"))
+    // The first entry that exists but cannot be run, reported if none can.
+    let mut unusable = None;
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(arg0);
+        match executable(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(Errno::ENOENT | Errno::ENOTDIR) => {}
+            Err(errno) => {
+                unusable.get_or_insert((candidate, errno));
+            }
+        }
+    }
+    Err(match unusable {
+        Some((path, errno)) => Error::Sys {
+            what: format!("process.args[0] `{arg0}`: `{}` in $PATH", path.display()),
+            errno,
+        },
+        None => Error::spec(
+            "process.args[0]",
+            format!("`{arg0}`: executable file not found in $PATH"),
+        ),
+    })
 }
 
-fn is_executable(p: &Path) -> bool {
-    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
-        && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+/// Whether `p` can be executed by this process: a directory is EISDIR, a file without an x
+/// bit for us (or on a noexec mount) EACCES, a missing one ENOENT.
+fn executable(p: &Path) -> std::result::Result<(), Errno> {
+    let st = nix::sys::stat::stat(p)?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(Errno::EISDIR);
+    }
+    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK)
 }
 
 /// Unblock every signal and restore default dispositions (Rust ignores SIGPIPE; exec would
