@@ -505,6 +505,63 @@ fn no_host_fd_reaches_the_init_or_an_exec_process() {
     h.assert_clean();
 }
 
+/// A created container's init waits for `start` holding nothing of the host: a process
+/// exec'd into it with CAP_SYS_PTRACE (which lets it look into /proc/1/fd) finds no directory
+/// there, and no `..` walk from any of those fds shows the host, even when harun's caller
+/// leaked directories into `create`. `start` then works.
+#[test]
+fn a_created_containers_init_holds_no_host_directory() {
+    let h = harun!();
+    fs::write(h.dir().join("HOST-MARKER"), "host").unwrap();
+    let mut b = h.bundle();
+    b.sh("echo started");
+    let id = h.id("waiting");
+    h.remember_id(&id);
+    let pid_file = h.pid_file(&id);
+    let created = h
+        .cmd(["create", "--bundle"])
+        .arg(b.dir())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&id)
+        .wrap(leaky_caller(h.dir()))
+        .run()
+        .ok();
+    let script = "for f in /proc/1/fd/*; do n=${f##*/}; echo fd=$n; \
+                    [ -d \"$f\" ] && echo dir=$n; \
+                    for up in '' /.. /../.. /../../.. /../../../..; do \
+                      ls -a \"$f$up\" 2>/dev/null | grep -q HOST-MARKER && echo host=$n$up; \
+                    done; \
+                  done; true";
+    let out = h
+        .cmd([
+            "exec",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            id.as_str(),
+            "sh",
+            "-c",
+            script,
+        ])
+        .run()
+        .ok();
+    let seen: Vec<&str> = out.stdout.lines().collect();
+    for fd in ["fd=0", "fd=1", "fd=2"] {
+        assert!(seen.contains(&fd), "/proc/1/fd was not readable:\n{out}");
+    }
+    let bad: Vec<&&str> = seen.iter().filter(|l| !l.starts_with("fd=")).collect();
+    assert!(
+        bad.is_empty(),
+        "the waiting init holds host directories: {bad:?}\n{out}\ninit fds: {:?}",
+        fds_of(h.state_of(&id).pid)
+    );
+    h.start(&id).ok();
+    h.wait_status(&id, "stopped");
+    assert_eq!(created.stdout_now(), "started\n");
+    h.delete(&id).ok();
+    h.assert_clean();
+}
+
 /// `exec --cwd` through `..` or through /proc/self/fd/N — where N is a host directory fd
 /// harun's caller leaked (3: /, 4: the test's dir, 5: /etc) — either fails or lands inside
 /// the container: the cwd's path, looked up from the container's root, is the cwd itself,

@@ -15,6 +15,7 @@ use crate::namespaces::{self, PidForChildren};
 use crate::pidfd::PidFd;
 use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
 use crate::process::clone::{clone_pidfd_into, Forked};
+use crate::process::exec_fifo;
 use crate::process::init::{self, InitArgs};
 use crate::rootfs::{host, overlay};
 use crate::spec::{self, Bundle};
@@ -175,7 +176,8 @@ fn create_in(
     let close_now: Vec<_> = std::iter::once(dir.lock_fd())
         .chain(overlay_dirs.as_ref().and_then(|d| d.lock_fd()))
         .collect();
-    let state_dir = init::open_dir_path(dir.path())?;
+    // The init's only hold on the host while it waits for `start` (no directory fd).
+    let fifo_fd = exec_fifo::open_for_init(&fifo)?;
     let (ours, theirs) = channel::pair()?;
     // Children are born in the pid namespace to join and the new time namespace while these
     // guards live; they restore the parent on drop. The child must not run their Drop.
@@ -197,7 +199,7 @@ fn create_in(
                 plan: &bundle.plan,
                 no_pivot: opts.no_pivot,
                 preserve_fds: opts.preserve_fds,
-                state_dir: state_dir.as_raw_fd(),
+                fifo: fifo_fd.as_raw_fd(),
                 close_now: &close_now,
                 parent_end: ours.as_raw_fd(),
                 channel: &theirs,
@@ -220,7 +222,7 @@ fn create_in(
     drop(pidns);
     drop(theirs);
     drop(console_init);
-    drop(state_dir);
+    drop(fifo_fd);
     let st = State {
         id: opts.id.to_string(),
         pid,

@@ -11,6 +11,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::hooks::{self, Stage};
 use crate::pidfd::PidFd;
+use crate::process::exec_fifo::{self, Word};
 use crate::rootfs::host;
 use crate::state::{LockedDir, State, StateRoot, Status, EXEC_FIFO};
 use crate::{cgroups, Error, Result};
@@ -77,7 +78,8 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
     Ok(Started { warnings })
 }
 
-/// Open exec.fifo for reading (this unblocks the init), read its byte, remove the fifo.
+/// Open exec.fifo for reading and read the filler away (this unblocks the init), then its
+/// word (see `process::exec_fifo`); remove the fifo.
 fn release_init(dir: &LockedDir, pidfd: &PidFd) -> Result<()> {
     let path = dir.path().join(EXEC_FIFO);
     let mut fifo: File = OpenOptions::new()
@@ -85,6 +87,7 @@ fn release_init(dir: &LockedDir, pidfd: &PidFd) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
         .map_err(Error::io("open", &path))?;
+    let mut read = Vec::new();
     loop {
         let mut fds = [
             PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
@@ -97,34 +100,41 @@ fn release_init(dir: &LockedDir, pidfd: &PidFd) -> Result<()> {
         }
         let fifo_ready = fds[0].any().unwrap_or(false);
         let init_gone = fds[1].any().unwrap_or(false);
-        if fifo_ready {
-            // The init writes "0" once its startContainer hooks passed (it execs next), or
-            // "E" and the failure; EOF without a word means it died.
-            let mut buf = [0u8; 4096];
-            match fifo.read(&mut buf) {
-                Ok(n) if n > 0 && buf[0] == b'0' => break,
-                Ok(n) if n > 0 && buf[0] == b'E' => {
-                    let msg = String::from_utf8_lossy(&buf[1..n]).into_owned();
-                    let _ = fs::remove_file(&path);
-                    return Err(Error::Init(msg));
-                }
-                // EOF: the init had the fifo open and closed it without a word (Linux reports
-                // no hang-up before a writer has come and gone): it died.
-                Ok(_) => {
-                    return Err(Error::FailedPrecondition(
-                        "container init exited before it could start".into(),
-                    ))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Error::io("read", &path)(e)),
+        if !fifo_ready {
+            if init_gone {
+                return Err(init_exited());
             }
-        } else if init_gone {
-            return Err(Error::FailedPrecondition(
-                "container init exited before it could start".into(),
-            ));
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        let eof = match fifo.read(&mut buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                read.extend_from_slice(&buf[..n]);
+                false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(Error::io("read", &path)(e)),
+        };
+        match exec_fifo::parse(&read, eof) {
+            Word::Pending => {}
+            Word::Go => break,
+            Word::Failed(msg) => {
+                let _ = fs::remove_file(&path);
+                return Err(Error::Init(msg));
+            }
+            Word::Died => return Err(init_exited()),
+        }
+        // Keep only what parse needs: the filler is not.
+        if read.iter().all(|&b| b == exec_fifo::FILLER) {
+            read.clear();
         }
     }
     fs::remove_file(&path).map_err(Error::io("remove", &path))
+}
+
+fn init_exited() -> Error {
+    Error::FailedPrecondition("container init exited before it could start".into())
 }
 
 /// Send `signal` to the init, or with `all` to every process of the container.

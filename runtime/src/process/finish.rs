@@ -204,8 +204,44 @@ fn check_cwd_inside(cwd: &Path) -> Result<()> {
 }
 
 /// Close (really close, not only on exec) every fd from `first` up except those in `keep`:
-/// fds the caller of harun leaked must be gone before any path lookup in the container.
+/// fds the caller of harun leaked must be gone before any path lookup in the container, and
+/// a waiting init holds nothing of the host. close_range over the gaps between the kept
+/// fds (no /proc needed: the container may have none); /proc/self/fd where the kernel lacks
+/// close_range (< 5.9).
 pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> Result<()> {
+    for (lo, hi) in gaps(first, keep) {
+        // SAFETY: close_range only closes fds of this process; the kept ones are outside
+        // [lo, hi], and nothing else in this process refers to the others any more.
+        if unsafe { libc::close_range(lo, hi, 0) } != 0 {
+            return close_fds_listed(first, keep);
+        }
+    }
+    Ok(())
+}
+
+/// Pure: the ranges from `first` up to u32::MAX that leave out every fd in `keep`.
+fn gaps(first: RawFd, keep: &[RawFd]) -> Vec<(u32, u32)> {
+    let first = first.max(0) as u32;
+    let mut kept: Vec<u32> = keep
+        .iter()
+        .filter_map(|&k| u32::try_from(k).ok())
+        .filter(|&k| k >= first)
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    let mut ranges = Vec::new();
+    let mut lo = first;
+    for k in kept {
+        if k > lo {
+            ranges.push((lo, k - 1));
+        }
+        lo = k + 1;
+    }
+    ranges.push((lo, u32::MAX));
+    ranges
+}
+
+fn close_fds_listed(first: RawFd, keep: &[RawFd]) -> Result<()> {
     let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
         .map_err(Error::io("read", "/proc/self/fd"))?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -237,4 +273,24 @@ fn close_other_fds(first: u32) -> Result<()> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_leave_out_exactly_the_kept_fds() {
+        let max = u32::MAX;
+        let table: [(RawFd, &[RawFd], &[(u32, u32)]); 5] = [
+            (3, &[], &[(3, max)]),
+            (3, &[7], &[(3, 6), (8, max)]),
+            (3, &[3, 4, 9, 1, 4], &[(5, 8), (10, max)]),
+            (5, &[6, 5, 2], &[(7, max)]),
+            (0, &[0], &[(1, max)]),
+        ];
+        for (first, keep, want) in table {
+            assert_eq!(gaps(first, keep), want, "{first} {keep:?}");
+        }
+    }
 }

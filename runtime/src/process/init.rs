@@ -10,22 +10,19 @@
 //! exec.
 
 use std::convert::Infallible;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::Mode;
-use nix::unistd::write;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::channel::{Channel, FromInit, ToInit};
+use super::exec_fifo;
 use super::finish::{self, Exec};
 use crate::hooks::{self, Stage};
 use crate::namespaces::{self, Plan};
 use crate::security::seccomp::Filter;
 use crate::security::{sysctl, user};
-use crate::state::EXEC_FIFO;
 use crate::{console, rootfs, Error, Result};
 
 /// Set once the parent has been told we are ready (it stops listening then).
@@ -39,8 +36,9 @@ pub struct InitArgs<'a> {
     pub plan: &'a Plan,
     pub no_pivot: bool,
     pub preserve_fds: u32,
-    /// O_PATH fd of the state dir (exec.fifo lives there).
-    pub state_dir: RawFd,
+    /// exec.fifo, read-write and filled (see [`exec_fifo`]): all the init keeps of the host
+    /// while it waits for `start`.
+    pub fifo: RawFd,
     /// Fds of the parent's that the init must close at once (the state-dir lock).
     pub close_now: &'a [RawFd],
     /// The parent's end of the channel (closed at once) and ours.
@@ -134,13 +132,25 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     finish::apply_credentials(process, a.seccomp)?;
 
     let exec = Exec::prepare(process)?;
+    // Nothing of the host may stay open while we wait (fds harun's caller leaked, the cgroup
+    // dir create cloned us into...): a process exec'd with CAP_SYS_PTRACE could walk the host
+    // from /proc/1/fd/N. The preserved fds are the caller's, for the process.
+    finish::close_fds_except(
+        3 + a.preserve_fds as RawFd,
+        &[a.channel.as_raw_fd(), a.fifo],
+    )?;
     // The parent returns after Ready; from here on the init must outlive it.
     // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only clears a flag of this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     a.channel.send(&FromInit::Ready)?;
     READY_SENT.store(true, Ordering::Relaxed);
+    // SAFETY: nobody reads the channel after Ready and we never use it again (`run` reports
+    // later failures on stderr); the Channel that owns the fd is never dropped here.
+    unsafe { libc::close(a.channel.as_raw_fd()) };
 
-    let fifo = wait_for_start(a.state_dir)?;
+    // SAFETY: the fifo fd is ours (inherited from create) and open until we exec or exit.
+    let fifo = unsafe { BorrowedFd::borrow_raw(a.fifo) };
+    exec_fifo::wait_for_start(fifo)?;
     // As runc: the process has not started yet while these hooks run.
     let started = hooks::state_in_container(&state, "created");
     // `start` waits for our word: "0" once the hooks passed (then we exec, and poststart
@@ -150,11 +160,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         Stage::StartContainer.hooks(a.spec),
         started.as_bytes(),
     );
-    let word = match &hooked {
-        Ok(()) => "0".to_string(),
-        Err(e) => format!("E{e}"),
-    };
-    write(&fifo, word.as_bytes()).map_err(Error::sys("write exec.fifo"))?;
+    exec_fifo::tell_start(fifo, hooked.as_ref().map(|_| ()))?;
     hooked?;
     exec.run(a.preserve_fds, a.seccomp)
 }
@@ -199,34 +205,4 @@ fn set_uts(spec: &Spec) -> Result<()> {
         nix::errno::Errno::result(r).map_err(|e| Error::sys(format!("setdomainname `{d}`"))(e))?;
     }
     Ok(())
-}
-
-/// Block until `start` opens exec.fifo for reading; the open fifo is where we tell it how
-/// the start went. Closes our fd of the host state dir: nothing of the host may reach the
-/// container process.
-fn wait_for_start(state_dir: RawFd) -> Result<OwnedFd> {
-    // SAFETY: state_dir is an fd the parent opened for us; we borrow it only for this call.
-    let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(state_dir) };
-    let fifo = openat(
-        dir,
-        EXEC_FIFO,
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(Error::sys("open exec.fifo"))?;
-    // SAFETY: closing our own O_PATH fd, used only for the open above.
-    unsafe { libc::close(state_dir) };
-    Ok(fifo)
-}
-
-/// Helper for the parent: an O_PATH fd of a directory (the init keeps it to reach exec.fifo
-/// after pivot_root).
-pub fn open_dir_path(dir: &Path) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        dir,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys(format!("open `{}`", dir.display()))(e))?;
-    Ok(fd)
 }

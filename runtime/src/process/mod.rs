@@ -2,6 +2,7 @@
 
 pub mod channel;
 pub mod clone;
+pub mod exec_fifo;
 pub mod finish;
 pub mod init;
 pub mod joiner;
