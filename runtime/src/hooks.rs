@@ -5,11 +5,13 @@
 //! inherited. No thread is spawned (the caller may clone afterwards and must stay
 //! single-threaded): the timeout and the stdin feed are one poll(2) loop over a pidfd and
 //! a non-blocking pipe. Hooks inherit every fd of the caller that is not close-on-exec.
+//! [`run_with`] takes another way to start each hook (inside the container, say); the
+//! feeding, timeout and reaping stay the same.
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -127,8 +129,28 @@ fn split_env(kv: &str) -> std::result::Result<(&str, &str), String> {
 /// execute: ..."). For the stages whose failure fails the operation (runtime.md
 /// "Lifecycle" steps 3 to 7); poststart and poststop use [`run_all`].
 pub fn run(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    run_with(stage, hooks, state_json, spawn)
+}
+
+/// A started hook: its pid (our child), a pidfd and the write end of its stdin.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub stdin: OwnedFd,
+}
+
+/// [`run`], with each hook started by `start` (`start` runs startContainer hooks inside
+/// the container); the feeding, timeout and reaping are the same.
+pub fn run_with(
+    stage: Stage,
+    hooks: &[Hook],
+    state_json: &[u8],
+    mut start: impl FnMut(&Hook) -> std::result::Result<Spawned, String>,
+) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
-        run_one(hook, state_json).map_err(|reason| hook_error(stage, index, hook, reason))?;
+        run_one(hook, state_json, &mut start)
+            .map_err(|reason| hook_error(stage, index, hook, reason))?;
     }
     Ok(())
 }
@@ -142,7 +164,7 @@ pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Error> {
         .iter()
         .enumerate()
         .filter_map(|(index, hook)| {
-            let failed = run_one(hook, state_json).err();
+            let failed = run_one(hook, state_json, &mut spawn).err();
             failed.map(|reason| hook_error(stage, index, hook, reason))
         })
         .collect()
@@ -171,18 +193,30 @@ pub fn state_in_container(state_json: &str, status: &str) -> String {
     v.to_string()
 }
 
-fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
+fn run_one(
+    hook: &Hook,
+    input: &[u8],
+    start: &mut impl FnMut(&Hook) -> std::result::Result<Spawned, String>,
+) -> std::result::Result<(), String> {
     check_hook(hook).map_err(|(f, reason)| format!("{f}: {reason}"))?;
     let timeout = hook
         .timeout()
         .map(|t| Duration::from_secs(t.unsigned_abs()));
-    let mut cmd = command(hook)?;
-    let mut child = cmd.spawn().map_err(|e| format!("cannot execute: {e}"))?;
-    let outcome = supervise(&mut child, input, timeout);
+    let child = start(hook)?;
+    let outcome = supervise(child.pid, &child.pidfd, child.stdin, input, timeout);
     if !matches!(outcome, Ok(Outcome::Exited(_))) {
         // Timed out, or we could not watch it: never leave the hook running or unreaped.
-        let _ = child.kill();
-        let _ = child.wait();
+        // SAFETY: pidfd_send_signal on our pidfd of the hook; no pointers (info is NULL).
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                child.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        let _ = reap(child.pid);
     }
     match outcome? {
         Outcome::Exited(status) => describe_failure(status).map_or(Ok(()), Err),
@@ -190,6 +224,27 @@ fn run_one(hook: &Hook, input: &[u8]) -> std::result::Result<(), String> {
             "timed out after {}s",
             timeout.unwrap_or_default().as_secs()
         )),
+    }
+}
+
+/// Start `hook` on the host (every stage but startContainer).
+fn spawn(hook: &Hook) -> std::result::Result<Spawned, String> {
+    let mut child = command(hook)?
+        .spawn()
+        .map_err(|e| format!("cannot execute: {e}"))?;
+    let stdin = child.stdin.take().map(OwnedFd::from);
+    let started = pidfd_open(child.id()).map_err(|e| format!("pidfd_open: {e}"));
+    match (started, stdin) {
+        (Ok(pidfd), Some(stdin)) => Ok(Spawned {
+            pid: child.id() as i32,
+            pidfd,
+            stdin,
+        }),
+        (started, _) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(started.err().unwrap_or_else(|| "no stdin pipe".into()))
+        }
     }
 }
 
@@ -207,6 +262,19 @@ fn command(hook: &Hook) -> std::result::Result<Command, String> {
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
     Ok(cmd)
+}
+
+/// waitpid for our child `pid`.
+fn reap(pid: i32) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes only to `status`, a valid c_int.
+        match unsafe { libc::waitpid(pid, &mut status, 0) } {
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            -1 => return Err(io::Error::last_os_error()),
+            _ => return Ok(ExitStatus::from_raw(status)),
+        }
+    }
 }
 
 /// `None` for success, else why the hook failed.
@@ -231,19 +299,18 @@ enum Outcome {
     TimedOut,
 }
 
-/// Feed `input` to the child's stdin and wait for it to exit, or for the deadline.
+/// Feed `input` to the hook's stdin and wait for it to exit, or for the deadline.
 fn supervise(
-    child: &mut Child,
+    pid: i32,
+    pidfd: &OwnedFd,
+    stdin: OwnedFd,
     input: &[u8],
     timeout: Option<Duration>,
 ) -> std::result::Result<Outcome, String> {
     let deadline = timeout.map(|t| Instant::now() + t);
-    let pidfd = pidfd_open(child.id()).map_err(|e| format!("pidfd_open: {e}"))?;
-    let mut stdin = child.stdin.take();
-    if let Some(pipe) = &stdin {
-        fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .map_err(|e| format!("set stdin non-blocking: {e}"))?;
-    }
+    fcntl(&stdin, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .map_err(|e| format!("set stdin non-blocking: {e}"))?;
+    let mut stdin = Some(stdin);
     // A hook that closes stdin without reading it makes our write fail with EPIPE, which is
     // fine; SIGPIPE must not kill the runtime meanwhile.
     let _sigpipe = SigpipeBlocked::new().map_err(|e| format!("block SIGPIPE: {e}"))?;
@@ -276,7 +343,7 @@ fn supervise(
             (ready(&fds[0]), fds.get(1).is_some_and(ready))
         };
         if exited {
-            let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+            let status = reap(pid).map_err(|e| format!("wait: {e}"))?;
             return Ok(Outcome::Exited(status));
         }
         if writable {
@@ -291,7 +358,7 @@ fn supervise(
 }
 
 /// Write what the pipe takes now. `None` when the reader is gone (EPIPE) or the pipe broke.
-fn feed(pipe: &ChildStdin, data: &[u8]) -> Option<usize> {
+fn feed(pipe: &OwnedFd, data: &[u8]) -> Option<usize> {
     let mut done = 0;
     while done < data.len() {
         match nix::unistd::write(pipe, &data[done..]) {
