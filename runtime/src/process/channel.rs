@@ -128,6 +128,22 @@ impl Channel {
         }
     }
 
+    /// [`Channel::send`] with write(2), for the processes in the container (the init, an
+    /// exec'd process): their last messages may go under the container's seccomp filter
+    /// (without no_new_privs), and a profile written for runc allows write (runc's init
+    /// writes its sync socket) but need not allow sendto. A closed peer is EPIPE, not a
+    /// signal: those processes ignore SIGPIPE, or catch it (`finish::reset_signals`).
+    pub fn send_by_write<T: Serialize>(&self, msg: &T) -> Result<()> {
+        let data = serde_json::to_vec(msg).map_err(|e| Error::Init(e.to_string()))?;
+        loop {
+            match nix::unistd::write(&self.fd, &data) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("send on the init channel")(e)),
+            }
+        }
+    }
+
     /// Next message; None when the other side closed (exited).
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
         let mut buf = vec![0u8; 64 * 1024];
@@ -208,6 +224,8 @@ mod tests {
             b.recv::<ToInit>().unwrap(),
             Some(ToInit::Continue { state: "{}".into() })
         );
+        b.send_by_write(&FromInit::Ready).unwrap();
+        assert_eq!(a.recv::<FromInit>().unwrap(), Some(FromInit::Ready));
         drop(b);
         assert_eq!(a.recv::<FromInit>().unwrap(), None);
     }

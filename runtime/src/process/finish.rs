@@ -1,12 +1,38 @@
-//! The end of every container process's setup, shared by the init and by `exec`:
-//! credentials (rlimits, bounding set, user, cwd, no_new_privs, capabilities) and the final
-//! exec (signals reset, host fds closed, seccomp, PATH lookup inside the container).
+//! The end of every container process's setup, shared by the init and `exec`: [`finish`]
+//! is the recipe, [`Exec`] the program it leads to.
 //!
-//! The seccomp filter goes in as late as possible: right before execve when no_new_privs is
-//! set, so nothing of harun's runs under the container's filter. Without no_new_privs the
-//! kernel requires CAP_SYS_ADMIN to install it, so it goes in after the bounding set is
-//! dropped and before the user and capabilities change (runc's order); the rest of the setup
-//! then runs under it.
+//! ```text
+//! rlimits -> bounding set -> cwd (as root) -> user -> cwd (as the user, if root was refused)
+//!   -> program looked up -> fds closed -> signals reset
+//!   -> [without no_new_privs: effective caps raised, seccomp filter installed]
+//!   -> no_new_privs -> capabilities                                       (finish)
+//!   ... the init: ready, wait for start ...
+//!   -> [with no_new_privs: seccomp filter installed] -> execve              (Exec::run)
+//! ```
+//!
+//! With no_new_privs the filter goes in right before execve: nothing of harun's runs under
+//! it. Without no_new_privs the kernel requires CAP_SYS_ADMIN to install a filter, so it
+//! goes in before the capabilities are set, and what follows runs under the container's
+//! profile. That part is kept to calls runc's own init makes after its filter, so a profile
+//! written for runc is enough: everything that needs a path, /proc or a newer syscall
+//! (openat2, getcwd, close_range, statx, access, clone3...) comes before the filter. runc
+//! enters the cwd as root before switching user and retries as the user on EPERM/EACCES;
+//! harun does both before the filter, inside the root (RESOLVE_IN_ROOT, no magic links,
+//! checked with getcwd: the CVE-2024-21626 class).
+//!
+//! Measured with `strace -f` and a default-allow profile (tests/fixtures/seccomp/README.md),
+//! the calls after the filter, `noNewPrivileges: false`:
+//! - runc 1.1.5 (run and exec, root and a user with a cwd and a startContainer hook):
+//!   openat epoll_ctl fstatfs getdents64 fcntl close chdir capget read prctl newfstatat
+//!   fstat fchown setgroups setgid setuid getcwd capset getppid faccessat2 futex write getpid
+//!   pipe2 rt_sigprocmask rt_sigaction dup3 clone execve rt_sigreturn;
+//! - harun before this order: prctl openat statx read close setgroups setresgid setresuid
+//!   openat2 fchdir getcwd fcntl capget capset access sendto write rt_sigprocmask
+//!   rt_sigaction close_range execve, and for a startContainer hook pipe2 prlimit64 mmap
+//!   dup2 clone3 munmap pidfd_open poll wait4 rt_sigtimedwait;
+//! - harun now: the init capget capset prctl write close execve, an exec'd process capget
+//!   capset prctl execve; the init's startContainer hooks still need more (pipe2 clone3
+//!   pidfd_open poll wait4 ...).
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -25,23 +51,44 @@ use crate::security::seccomp::Filter;
 use crate::security::{capabilities, rlimits, user};
 use crate::{Error, Result};
 
-/// rlimits, bounding set, (seccomp without no_new_privs), user, cwd, no_new_privs,
-/// capabilities — in this order (raising limits and dropping the bounding set need the
-/// privileges the user switch gives up; the cwd is entered as the user; capabilities last).
-pub fn apply_credentials(process: &Process, seccomp: Option<&Filter>) -> Result<()> {
+/// The fds a container process keeps: 0-2, the `preserve` ones after them (for the
+/// program), and `also` (harun's own, close-on-exec: the channel, the exec fifo).
+#[derive(Debug, Clone, Copy)]
+pub struct Keep<'a> {
+    pub preserve: u32,
+    pub also: &'a [RawFd],
+}
+
+/// Run the recipe (module doc) up to the capabilities; `program` is run instead of looking
+/// up `process.args[0]` (a hook's `path`). Returns the program, ready for [`Exec::run`].
+pub fn finish(
+    process: &Process,
+    program: Option<&Path>,
+    seccomp: Option<&Filter>,
+    keep: Keep<'_>,
+) -> Result<Exec> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     // Capabilities the running kernel does not know are skipped, as runc does.
     let _unknown = capabilities::drop_bounding(process.capabilities().as_ref())?;
-    if let Some(filter) = seccomp.filter(|_| !no_new_privs(process)) {
+    let entered = enter_cwd(process.cwd(), Refused::Retry)?;
+    user::apply(process.user())?;
+    if !entered {
+        enter_cwd(process.cwd(), Refused::Fail)?;
+    }
+    let exec = Exec::prepare(process, program)?;
+    close_fds_except(3 + keep.preserve as RawFd, keep.also)?;
+    reset_signals()?;
+    let caps = capabilities::Sets::of(process.capabilities().as_ref());
+    if let Some(filter) = seccomp.filter(|_| !exec.seccomp_last) {
+        capabilities::raise_effective()?;
         filter.install()?;
     }
-    user::apply(process.user())?;
-    enter_cwd(process.cwd())?;
-    if no_new_privs(process) {
+    // Without no_new_privs this runs under the container's filter: capget/capset/prctl.
+    if exec.seccomp_last {
         user::set_no_new_privileges()?;
     }
-    let _unknown = capabilities::apply(process.capabilities().as_ref())?;
-    Ok(())
+    caps.apply()?;
+    Ok(exec)
 }
 
 fn no_new_privs(process: &Process) -> bool {
@@ -54,18 +101,23 @@ pub struct Exec {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
-    /// The seccomp filter goes in right before execve (else `apply_credentials` did it).
+    /// no_new_privs: the seccomp filter goes in right before execve (else `finish` did it).
     seccomp_last: bool,
 }
 
 impl Exec {
-    pub fn prepare(p: &Process) -> Result<Self> {
+    fn prepare(p: &Process, program: Option<&Path>) -> Result<Self> {
         let args = p.args().as_deref().unwrap_or(&[]);
         let env = p.env().as_deref().unwrap_or(&[]);
-        let arg0 = args
-            .first()
-            .ok_or_else(|| Error::spec("process.args", "must not be empty"))?;
-        let path = lookup(arg0, env)?;
+        let path = match program {
+            Some(path) => path.to_path_buf(),
+            None => {
+                let arg0 = args
+                    .first()
+                    .ok_or_else(|| Error::spec("process.args", "must not be empty"))?;
+                lookup(arg0, env)?
+            }
+        };
         let cstr = |s: &[u8]| CString::new(s).map_err(|_| Error::spec("process", "NUL byte"));
         Ok(Exec {
             path: cstr(path.as_os_str().as_bytes())?,
@@ -81,20 +133,25 @@ impl Exec {
         })
     }
 
-    /// Reset signals, mark every fd from 3 + `preserve_fds` close-on-exec, install the
-    /// seccomp filter (with no_new_privs; pass the same one as to `apply_credentials`),
-    /// execve.
-    pub fn run(self, preserve_fds: u32, seccomp: Option<&Filter>) -> Result<Infallible> {
-        reset_signals()?;
-        close_other_fds(3 + preserve_fds)?;
-        if let Some(filter) = seccomp.filter(|_| self.seccomp_last) {
-            filter.install()?;
+    /// With no_new_privs, install the seccomp filter (the same one as given to [`finish`]):
+    /// the last step before execve. Without, `finish` did.
+    pub fn install_filter(&self, seccomp: Option<&Filter>) -> Result<()> {
+        match seccomp.filter(|_| self.seccomp_last) {
+            Some(filter) => filter.install(),
+            None => Ok(()),
         }
+    }
+
+    /// execve; returns only the error.
+    pub fn exec(self) -> Error {
         let e = execve(&self.path, &self.argv, &self.envp).unwrap_err();
-        Err(Error::sys(format!(
-            "exec `{}`",
-            self.path.to_string_lossy()
-        ))(e))
+        Error::sys(format!("exec `{}`", self.path.to_string_lossy()))(e)
+    }
+
+    /// [`Exec::install_filter`], then execve.
+    pub fn run(self, seccomp: Option<&Filter>) -> Result<Infallible> {
+        self.install_filter(seccomp)?;
+        Err(self.exec())
     }
 }
 
@@ -150,7 +207,9 @@ fn executable(p: &Path) -> std::result::Result<(), Errno> {
 }
 
 /// Unblock every signal and restore default dispositions (Rust ignores SIGPIPE; exec would
-/// keep that ignored in the container).
+/// keep that ignored in the container), except SIGPIPE: a write to a closed pipe or socket
+/// (the channel, after the parent died) must fail with EPIPE, not kill the process. A
+/// handler, unlike SIG_IGN, does not survive execve.
 fn reset_signals() -> Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(Error::sys("reset signal mask"))?;
@@ -162,34 +221,49 @@ fn reset_signals() -> Result<()> {
         // kernel reserves) are harmless.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
+    // SAFETY: `ignore` is an async-signal-safe handler that does nothing.
+    unsafe { libc::signal(libc::SIGPIPE, ignore as extern "C" fn(libc::c_int) as usize) };
     Ok(())
+}
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// What to do when entering the cwd is refused (EACCES, EPERM).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// As root: return false, to try again as the container's user (runc does: root may be
+    /// refused where the user is not, e.g. on NFS with root squashing).
+    Retry,
+    Fail,
 }
 
 /// chdir into `cwd` inside the container's root without ever leaving it (CVE-2024-21626
 /// class): symlinks resolve inside the root, magic links (/proc/self/fd/N, /proc/PID/cwd,
 /// which could name a host directory) are refused, and the result is checked with getcwd.
-fn enter_cwd(cwd: &Path) -> Result<()> {
-    let what = || format!("enter process.cwd `{}`", cwd.display());
+/// `Ok(false)`: refused, and `refused` is `Retry`.
+fn enter_cwd(cwd: &Path, refused: Refused) -> Result<bool> {
+    match chdir_in_root(cwd) {
+        Ok(()) => check_cwd_inside(cwd).map(|()| true),
+        Err(Errno::EACCES | Errno::EPERM) if refused == Refused::Retry => Ok(false),
+        Err(e) => Err(Error::sys(format!("enter process.cwd `{}`", cwd.display()))(e)),
+    }
+}
+
+fn chdir_in_root(cwd: &Path) -> nix::Result<()> {
     let root = nix::fcntl::open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
-    )
-    .map_err(|e| Error::sys(what())(e))?;
+    )?;
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let dir = match openat2(&root, cwd, how) {
-        Ok(fd) => fd,
-        // Kernels without openat2 (< 5.6): a plain chdir, checked below.
-        Err(Errno::ENOSYS) => {
-            chdir(cwd).map_err(|e| Error::sys(what())(e))?;
-            return check_cwd_inside(cwd);
-        }
-        Err(e) => return Err(Error::sys(what())(e)),
-    };
-    fchdir(&dir).map_err(|e| Error::sys(what())(e))?;
-    check_cwd_inside(cwd)
+    match openat2(&root, cwd, how) {
+        Ok(dir) => fchdir(&dir),
+        // Kernels without openat2 (< 5.6): a plain chdir, checked by the caller.
+        Err(Errno::ENOSYS) => chdir(cwd),
+        Err(e) => Err(e),
+    }
 }
 
 /// A cwd outside the root reads back as "(unreachable)/..." or fails: refuse either.
@@ -251,26 +325,6 @@ fn close_fds_listed(first: RawFd, keep: &[RawFd]) -> Result<()> {
         // SAFETY: closing fds nothing in this process refers to any more (the listing's own
         // dir fd is closed already; anything else left is a leaked caller fd).
         unsafe { libc::close(fd) };
-    }
-    Ok(())
-}
-
-/// Mark every fd from `first` up close-on-exec (CVE-2024-21626 class: no host fd may reach
-/// the container). close_range(CLOSE_RANGE_CLOEXEC) where the kernel has it, else /proc.
-fn close_other_fds(first: u32) -> Result<()> {
-    // SAFETY: close_range only changes fd flags of this process.
-    let r = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    if r == 0 {
-        return Ok(());
-    }
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .map_err(Error::io("read", "/proc/self/fd"))?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd: &RawFd| fd >= first as RawFd)
-        .collect();
-    for fd in fds {
-        // SAFETY: F_SETFD on an fd number; a closed one just returns EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
 }

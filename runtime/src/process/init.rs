@@ -4,10 +4,10 @@
 //!
 //! Security-critical order (one screen, as crun's container_init_setup):
 //! namespaces -> mounts -> runtime hooks -> pivot_root -> hostname, sysctl -> masked and
-//! read-only paths -> console -> seccomp compiled -> rlimits -> bounding set -> (seccomp
-//! installed, without no_new_privs) -> user -> cwd -> no_new_privs -> capabilities -> ready ->
-//! fifo -> startContainer hooks -> close fds -> (seccomp installed, with no_new_privs) ->
-//! exec.
+//! read-only paths -> console -> seccomp compiled -> `finish::finish` (rlimits -> bounding
+//! set -> cwd -> user -> program -> fds closed -> signals -> (seccomp installed, without
+//! no_new_privs) -> no_new_privs -> capabilities) -> ready -> wait on exec.fifo ->
+//! startContainer hooks -> (seccomp installed, with no_new_privs) -> exec.
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -18,7 +18,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::channel::{Channel, FromInit, ToInit};
 use super::exec_fifo;
-use super::finish::{self, Exec};
+use super::finish;
 use crate::hooks::{self, Stage};
 use crate::namespaces::{self, Plan};
 use crate::security::seccomp::Filter;
@@ -63,7 +63,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
     if READY_SENT.load(Ordering::Relaxed)
         || args
             .channel
-            .send(&FromInit::Error(err.to_string()))
+            .send_by_write(&FromInit::Error(err.to_string()))
             .is_err()
     {
         crate::stderr::line(&format!("harun init: {err}"));
@@ -129,25 +129,18 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         console::setup_in_init(sock, process.console_size(), process.user().uid())?;
     }
 
-    finish::apply_credentials(process, a.seccomp)?;
-
-    let exec = Exec::prepare(process)?;
-    // Nothing of the host may stay open while we wait (fds harun's caller leaked, the cgroup
-    // dir create cloned us into...): a process exec'd with CAP_SYS_PTRACE could walk the host
+    // Nothing of the host stays open while we wait (fds harun's caller leaked, the cgroup dir
+    // create cloned us into...): a process exec'd with CAP_SYS_PTRACE could walk the host
     // from /proc/1/fd/N. The preserved fds are the caller's, for the process.
-    finish::close_fds_except(
-        3 + a.preserve_fds as RawFd,
-        &[a.channel.as_raw_fd(), a.fifo],
-    )?;
-    // The parent returns after Ready; from here on the init must outlive it.
-    // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only clears a flag of this process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    a.channel.send(&FromInit::Ready)?;
-    READY_SENT.store(true, Ordering::Relaxed);
-    // SAFETY: nobody reads the channel after Ready and we never use it again (`run` reports
-    // later failures on stderr); the Channel that owns the fd is never dropped here.
-    unsafe { libc::close(a.channel.as_raw_fd()) };
-
+    let keep = [a.channel.as_raw_fd(), a.fifo];
+    let keep = finish::Keep {
+        preserve: a.preserve_fds,
+        also: &keep,
+    };
+    let exec = finish::finish(process, None, a.seccomp, keep)?;
+    // Without no_new_privs, the container's seccomp filter is in place from here on: write,
+    // close and prctl only, as runc's init (finish.rs); startContainer hooks still need more.
+    ready(a)?;
     // SAFETY: the fifo fd is ours (inherited from create) and open until we exec or exit.
     let fifo = unsafe { BorrowedFd::borrow_raw(a.fifo) };
     exec_fifo::wait_for_start(fifo)?;
@@ -159,10 +152,25 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         Stage::StartContainer,
         Stage::StartContainer.hooks(a.spec),
         started.as_bytes(),
-    );
+    )
+    .and_then(|()| exec.install_filter(a.seccomp));
     exec_fifo::tell_start(fifo, hooked.as_ref().map(|_| ()))?;
     hooked?;
-    exec.run(a.preserve_fds, a.seccomp)
+    Err(exec.exec())
+}
+
+/// Tell the parent we are ready, then let go of it: it returns, we outlive it, and nobody
+/// reads the channel again (`run` reports later failures on stderr).
+fn ready(a: &InitArgs<'_>) -> Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only clears a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    a.channel.send_by_write(&FromInit::Ready)?;
+    READY_SENT.store(true, Ordering::Relaxed);
+    // SAFETY: we never use the channel again; the Channel that owns the fd lives in the
+    // parent's frames, which the init never returns to (it execs or _exits), so it is never
+    // dropped.
+    unsafe { libc::close(a.channel.as_raw_fd()) };
+    Ok(())
 }
 
 /// Wait for the parent to write our uid/gid maps, then become root of the new user namespace

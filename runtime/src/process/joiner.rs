@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::Channel;
 use super::clone::{clone_pidfd_parent, Forked};
-use super::finish::{self, Exec};
+use super::finish;
 use crate::security::seccomp::Filter;
 use crate::{cgroups, console, security, Error, Result};
 
@@ -94,7 +94,7 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            let _ = a.channel.send(&FromJoiner::Error(err.to_string()));
+            let _ = a.channel.send_by_write(&FromJoiner::Error(err.to_string()));
             // SAFETY: _exit never returns.
             unsafe { libc::_exit(1) }
         }
@@ -126,7 +126,8 @@ fn enter_root_of(pid: i32, init: &OwnedFd) -> Result<()> {
     nix::unistd::chdir("/").map_err(Error::sys("chdir to `/`"))
 }
 
-/// The process: console, credentials, seccomp (the container's, as runc does), exec.
+/// The process: console, then `finish` (credentials, cwd, fds, signals, seccomp: the
+/// container's, as runc does), exec.
 fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
     let p = a.process;
     if let Some(adj) = p.oom_score_adj() {
@@ -138,10 +139,14 @@ fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
             .ok_or_else(|| Error::InvalidArgument("a terminal needs a console socket".into()))?;
         console::setup_in_init(sock, p.console_size(), p.user().uid())?;
     }
-    finish::apply_credentials(p, a.seccomp)?;
-    let exec = Exec::prepare(p)?;
+    let keep = [a.channel.as_raw_fd()];
+    let keep = finish::Keep {
+        preserve: a.preserve_fds,
+        also: &keep,
+    };
+    let exec = finish::finish(p, None, a.seccomp, keep)?;
     // Harun may return (exec --detach) as soon as we exec: do not die with it.
     // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears a flag of this process only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    exec.run(a.preserve_fds, a.seccomp)
+    exec.run(a.seccomp)
 }

@@ -2,7 +2,8 @@
 //! ambient (capabilities(7)).
 //!
 //! Order in the container init: [`drop_bounding`] while still root, `user::apply`
-//! (PR_SET_KEEPCAPS keeps the permitted set across setuid), then [`apply`].
+//! (PR_SET_KEEPCAPS keeps the permitted set across setuid), [`raise_effective`] when the
+//! seccomp filter goes in next, then [`Sets::apply`] (or [`apply`]).
 //!
 //! As runc does: a missing `capabilities` object means no capabilities at all; a
 //! capability the running kernel does not know is skipped, and so is an ambient capability
@@ -160,39 +161,86 @@ fn bounding_drop(index: u8) -> Result<()> {
 /// cannot be raised (e.g. CAP_SYS_RESOURCE when harun itself lacks it) is an error naming
 /// it and the set.
 pub fn apply(caps: Option<&LinuxCapabilities>) -> Result<Vec<Skipped>> {
-    let known = caps::runtime::thread_all_supported();
-    let mut skipped = Vec::new();
-    let mut list = |get: fn(&LinuxCapabilities) -> &Option<Capabilities>, set| {
-        wanted(
-            caps.and_then(|c| get(c).as_ref()),
-            &known,
-            set,
+    let sets = Sets::of(caps);
+    sets.apply()?;
+    Ok(sets.skipped)
+}
+
+/// The four sets to set, worked out beforehand: [`Sets::apply`] then makes only the
+/// capget/capset/prctl calls (it may run under the container's seccomp filter).
+#[derive(Debug)]
+pub struct Sets {
+    effective: CapsHashSet,
+    inheritable: CapsHashSet,
+    permitted: CapsHashSet,
+    /// In capability-number order.
+    ambient: Vec<caps::Capability>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Sets {
+    /// The spec's sets, less what the kernel does not know (and ambient capabilities that
+    /// are not both permitted and inheritable), those listed in `skipped`.
+    pub fn of(caps: Option<&LinuxCapabilities>) -> Sets {
+        let known = caps::runtime::thread_all_supported();
+        let mut skipped = Vec::new();
+        let mut list = |get: fn(&LinuxCapabilities) -> &Option<Capabilities>, set| {
+            wanted(
+                caps.and_then(|c| get(c).as_ref()),
+                &known,
+                set,
+                &mut skipped,
+            )
+        };
+        let effective = list(LinuxCapabilities::effective, "effective");
+        let inheritable = list(LinuxCapabilities::inheritable, "inheritable");
+        let permitted = list(LinuxCapabilities::permitted, "permitted");
+        let ambient = list(LinuxCapabilities::ambient, "ambient");
+        let ambient = sorted(&ambient_subset(
+            ambient,
+            &permitted,
+            &inheritable,
             &mut skipped,
-        )
-    };
-    let effective = list(LinuxCapabilities::effective, "effective");
-    let inheritable = list(LinuxCapabilities::inheritable, "inheritable");
-    let permitted = list(LinuxCapabilities::permitted, "permitted");
-    let ambient = list(LinuxCapabilities::ambient, "ambient");
-    let ambient = ambient_subset(ambient, &permitted, &inheritable, &mut skipped);
+        ));
+        Sets {
+            effective,
+            inheritable,
+            permitted,
+            ambient,
+            skipped,
+        }
+    }
 
-    // Effective first (still within the old permitted set), permitted last (the new
-    // effective set must lie within it).
-    set_base(CapSet::Effective, "effective", &effective)?;
-    set_base(CapSet::Inheritable, "inheritable", &inheritable)?;
-    set_base(CapSet::Permitted, "permitted", &permitted)?;
+    pub fn apply(&self) -> Result<()> {
+        // Effective first (still within the old permitted set), permitted last (the new
+        // effective set must lie within it).
+        set_base(CapSet::Effective, "effective", &self.effective)?;
+        set_base(CapSet::Inheritable, "inheritable", &self.inheritable)?;
+        set_base(CapSet::Permitted, "permitted", &self.permitted)?;
 
-    caps::clear(None, CapSet::Ambient).map_err(|_| Error::Sys {
-        what: "clear the ambient capability set".into(),
-        errno: Errno::last(),
-    })?;
-    for cap in sorted(&ambient) {
-        caps::raise(None, CapSet::Ambient, cap).map_err(|_| Error::Sys {
-            what: format!("raise {cap} in the ambient set"),
+        caps::clear(None, CapSet::Ambient).map_err(|_| Error::Sys {
+            what: "clear the ambient capability set".into(),
             errno: Errno::last(),
         })?;
+        for &cap in &self.ambient {
+            caps::raise(None, CapSet::Ambient, cap).map_err(|_| Error::Sys {
+                what: format!("raise {cap} in the ambient set"),
+                errno: Errno::last(),
+            })?;
+        }
+        Ok(())
     }
-    Ok(skipped)
+}
+
+/// Make every permitted capability effective again. Changing the uid from 0 empties the
+/// effective set (PR_SET_KEEPCAPS keeps only the permitted one); installing a seccomp filter
+/// without no_new_privs needs CAP_SYS_ADMIN effective. [`Sets::apply`] sets the final sets.
+pub fn raise_effective() -> Result<()> {
+    let permitted = caps::read(None, CapSet::Permitted).map_err(|_| Error::Sys {
+        what: "read the permitted capability set".into(),
+        errno: Errno::last(),
+    })?;
+    set_base(CapSet::Effective, "effective", &permitted)
 }
 
 fn set_base(set: CapSet, name: &'static str, value: &CapsHashSet) -> Result<()> {

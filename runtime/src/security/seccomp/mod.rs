@@ -6,12 +6,14 @@
 //! seccompiler's own `apply_filter` is not used: it always sets no_new_privs, and the spec
 //! lets a container run without it.
 //!
-//! Where the init installs it (see `process::init`):
+//! Where a container process installs it (see `process::finish`):
 //! - `noNewPrivileges: true`: as late as possible, right before execve, so that nothing of
 //!   the runtime's own runs under the container's filter;
 //! - `noNewPrivileges: false`: the kernel then requires CAP_SYS_ADMIN, so the filter goes in
-//!   before the user and capabilities change, and the remaining steps of the init run under
-//!   it (as in runc: a profile must allow what the init does after that point).
+//!   before the capabilities are set, after every other step; what still runs under it
+//!   (capget, capset, prctl, and for the init write and close while it waits for `start`)
+//!   is a subset of what runc's init does after its filter, so a profile written for runc
+//!   is enough.
 //!
 //! Architectures: the filter is built for the running one (x86_64 or aarch64); other entries
 //! of `architectures` are accepted and ignored, and a process of another ABI (32-bit x86 or
