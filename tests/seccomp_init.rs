@@ -31,13 +31,15 @@ fn bundle(h: &Harun) -> Bundle {
     b
 }
 
-/// A non-root user with an extra group and a cwd other than `/`.
-fn as_user_with_cwd(b: &mut Bundle) {
+/// A non-root user with an extra group, a cwd other than `/` and a startContainer hook
+/// (busybox in the container, under the same profile).
+fn as_user_with_cwd_and_hook(b: &mut Bundle) {
     b.set(
         "/process/user",
         json!({"uid": 1000, "gid": 1000, "additionalGids": [5]}),
     )
     .set("/process/cwd", "/home/test")
+    .hook("startContainer", "/bin/sh", &["sh", "-c", "echo hook"])
     // Builtins only: `$(id -u)` would fork and wait, which the profile does not allow.
     .sh("echo ok $PWD");
 }
@@ -126,14 +128,14 @@ fn runc_starts_and_execs_under_the_profile() {
         text(&out)
     );
 
-    as_user_with_cwd(&mut b);
+    as_user_with_cwd_and_hook(&mut b);
     let out = runc(&h, &["run", "--bundle", &b.dir().to_string_lossy(), "user"]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout, "ok /home/test\n", "{}", text(&out));
 
     let mut b = bundle(&h);
-    as_user_with_cwd(&mut b);
+    as_user_with_cwd_and_hook(&mut b);
     blocking(&mut b);
     let bundle_dir = b.dir().to_string_lossy().into_owned();
     let out = runc(&h, &["run", "-d", "--bundle", &bundle_dir, "blocked"]);
@@ -172,12 +174,12 @@ fn harun_starts_a_root_process_under_the_profile() {
 }
 
 #[test]
-fn harun_starts_a_user_process_with_a_cwd_under_the_profile() {
+fn harun_starts_a_user_process_with_a_cwd_and_a_start_hook_under_the_profile() {
     let h = harun!();
     let mut b = bundle(&h);
-    as_user_with_cwd(&mut b);
+    as_user_with_cwd_and_hook(&mut b);
     let out = h.run(&h.id("user"), &b).ok();
-    assert_eq!(out.stdout, "ok /home/test\n", "{out}");
+    assert_eq!(out.stdout, "hook\nok /home/test\n", "{out}");
     h.assert_clean();
 }
 
@@ -185,7 +187,7 @@ fn harun_starts_a_user_process_with_a_cwd_under_the_profile() {
 fn harun_execs_into_a_container_under_the_profile() {
     let h = harun!();
     let mut b = bundle(&h);
-    as_user_with_cwd(&mut b);
+    as_user_with_cwd_and_hook(&mut b);
     blocking(&mut b);
     let id = h.id("blocked");
     h.create(&id, &b).ok();
@@ -193,7 +195,8 @@ fn harun_execs_into_a_container_under_the_profile() {
     // (as root, in /).
     let out = h.exec(&["exec", &id, "sh", "-c", "echo ok $PWD"]).ok();
     assert_eq!(out.stdout, "ok /home/test\n", "{out}");
-    h.start(&id).ok();
+    let start = h.start(&id).ok();
+    assert_eq!(start.stdout, "hook\n", "{start}");
     let pid = h.wait_status(&id, "running").pid;
     let (uid, cwd) = uid_and_cwd(pid);
     assert_eq!(
@@ -222,9 +225,9 @@ fn harun_execs_into_a_container_under_the_profile() {
 fn with_no_new_privileges_the_profile_is_enough_too() {
     let h = harun!();
     let mut b = bundle(&h);
-    as_user_with_cwd(&mut b);
+    as_user_with_cwd_and_hook(&mut b);
     b.set("/process/noNewPrivileges", true);
     let out = h.run(&h.id("nnp"), &b).ok();
-    assert_eq!(out.stdout, "ok /home/test\n", "{out}");
+    assert_eq!(out.stdout, "hook\nok /home/test\n", "{out}");
     h.assert_clean();
 }

@@ -5,8 +5,8 @@
 //! inherited. No thread is spawned (the caller may clone afterwards and must stay
 //! single-threaded): the timeout and the stdin feed are one poll(2) loop over a pidfd and
 //! a non-blocking pipe. Hooks inherit every fd of the caller that is not close-on-exec.
-//! [`run_with`] takes another way to start each hook (inside the container, say); the
-//! feeding, timeout and reaping stay the same.
+//! [`run_with`] takes another way to start each hook: `start` runs startContainer hooks
+//! inside the container (container/start_hooks.rs).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -179,17 +179,17 @@ fn hook_error(stage: Stage, index: usize, hook: &Hook, reason: String) -> Error 
     }
 }
 
-/// The state for a hook run by the container's init (createContainer, startContainer):
-/// `status` as given, and `pid` as the container sees it, this process's own pid — the
-/// container namespace's view (runtime.md "State": "For hooks executed in the container
-/// namespace, it is the pid as seen by the container"; runc does the same). A state that
-/// does not parse is returned unchanged.
-pub fn state_in_container(state_json: &str, status: &str) -> String {
+/// The state for a hook run in the container's namespaces (createContainer by the init,
+/// startContainer by `start`): `status` as given, and `pid` the init's pid as the container
+/// sees it (runtime.md "State": "For hooks executed in the container namespace, it is the
+/// pid as seen by the container"; runc does the same). A state that does not parse is
+/// returned unchanged.
+pub fn state_in_container(state_json: &str, status: &str, pid: i32) -> String {
     let Ok(mut v) = serde_json::from_str::<serde_json::Value>(state_json) else {
         return state_json.to_string();
     };
     v["status"] = status.into();
-    v["pid"] = std::process::id().into();
+    v["pid"] = pid.into();
     v.to_string()
 }
 

@@ -47,6 +47,11 @@ impl PidFd {
         self.pid
     }
 
+    /// The pidfd itself.
+    pub fn into_owned(self) -> OwnedFd {
+        self.fd
+    }
+
     /// Send `sig`. ESRCH (exited meanwhile) is reported as Ok(false).
     pub fn signal(&self, sig: i32) -> Result<bool> {
         // SAFETY: valid pidfd, null siginfo (the kernel fills in a default), no flags.

@@ -19,7 +19,7 @@ use crate::process::clone::{clone_pidfd, Forked};
 use crate::process::joiner::{self, FromJoiner, JoinArgs};
 use crate::security::seccomp::Filter;
 use crate::security::user;
-use crate::state::{self, StateRoot, Status};
+use crate::state::{self, State, StateRoot, Status};
 use crate::{console, spec, Error, Result};
 
 #[derive(Debug)]
@@ -163,45 +163,77 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
             opts.id
         ))
     })?;
-    // CVE-2019-5736 class: no process in the container may open our /proc/PID/exe.
-    nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))?;
     let terminal = opts.process.terminal() == Some(true);
     let (console_theirs, console_ours) = console_ends(terminal, opts.console)?;
-    let namespaces = container_namespaces(&st.config);
     // The container's filter applies to exec'd processes too; compiled here, once.
     let seccomp = Filter::from_spec(&st.config)?;
+    let spawned = spawn(
+        &st,
+        &init,
+        Spawn {
+            process: &opts.process,
+            program: None,
+            stdin: None,
+            console: console_theirs.as_ref(),
+            preserve_fds: opts.preserve_fds,
+            seccomp: seccomp.as_ref(),
+        },
+    );
+    drop(console_theirs);
+    let (pid, pidfd) = spawned?;
+    let master = match console_ours {
+        Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
+        None => None,
+    };
+    if let Some(p) = opts.pid_file {
+        state::write_file_atomic(p, pid.to_string().as_bytes())?;
+    }
+    Ok(Execed {
+        pidfd,
+        console_master: master,
+    })
+}
+
+/// What to start in a container, besides the container itself.
+pub(super) struct Spawn<'a> {
+    pub process: &'a Process,
+    /// Run this file instead of looking up `process.args[0]`.
+    pub program: Option<&'a Path>,
+    /// The process's stdin instead of ours.
+    pub stdin: Option<&'a OwnedFd>,
+    pub console: Option<&'a OwnedFd>,
+    pub preserve_fds: u32,
+    pub seccomp: Option<&'a Filter>,
+}
+
+/// Start a process in the container whose init is `init` (see process/joiner.rs): our child,
+/// in every namespace and the cgroup of the container, set up by `finish`. Returns its host
+/// pid and pidfd once it has exec'd, or the failure it reported.
+pub(super) fn spawn(st: &State, init: &PidFd, s: Spawn<'_>) -> Result<(i32, PidFd)> {
+    // CVE-2019-5736 class: no process in the container may open our /proc/PID/exe.
+    nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))?;
     let (ours, theirs) = channel::pair()?;
-    let init_fd = dup_owned(&init)?;
-    // SAFETY: the harun CLI is single-threaded.
+    let init_fd = dup_owned(init)?;
+    let namespaces = container_namespaces(&st.config);
+    // SAFETY: the harun CLI (and the supervisor) is single-threaded.
     match unsafe { clone_pidfd(CloneFlags::empty())? } {
         Forked::Child => joiner::run(JoinArgs {
             init_pidfd: &init_fd,
             namespaces,
-            process: &opts.process,
-            preserve_fds: opts.preserve_fds,
+            process: s.process,
+            program: s.program,
+            stdin: s.stdin,
+            preserve_fds: s.preserve_fds,
             parent_end: ours.as_raw_fd(),
             channel: &theirs,
-            console: console_theirs.as_ref(),
-            seccomp: seccomp.as_ref(),
+            console: s.console,
+            seccomp: s.seccomp,
             cgroup: st.cgroup.as_ref().map(|c| c.path.as_path()),
             root_of: (!namespaces.contains(CloneFlags::CLONE_NEWNS)).then_some(st.pid),
         }),
         Forked::Parent { pid, .. } => {
             drop(theirs);
-            drop(console_theirs);
-            let joined = follow_joiner(&ours, pid);
-            let (pid, pidfd) = joined?;
-            let master = match console_ours {
-                Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
-                None => None,
-            };
-            if let Some(p) = opts.pid_file {
-                state::write_file_atomic(p, pid.to_string().as_bytes())?;
-            }
-            Ok(Execed {
-                pidfd,
-                console_master: master,
-            })
+            follow_joiner(&ours, pid)
         }
     }
 }

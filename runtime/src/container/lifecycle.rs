@@ -13,6 +13,7 @@ use crate::hooks::{self, Stage};
 use crate::pidfd::PidFd;
 use crate::process::exec_fifo::{self, Word};
 use crate::rootfs::host;
+use super::start_hooks;
 use crate::state::{LockedDir, State, StateRoot, Status, EXEC_FIFO};
 use crate::{cgroups, Error, Result};
 
@@ -68,6 +69,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
     }
     let pidfd = PidFd::open_checked(st.pid, st.init_start_time)?
         .ok_or_else(|| Error::FailedPrecondition(format!("container `{id}` init has exited")))?;
+    if let Err(e) = start_hooks::run(&st, &pidfd) {
+        // The process must not run (runc's init exits when such a hook fails).
+        let _ = pidfd.signal(libc::SIGKILL);
+        let _ = pidfd.wait_exit(KILL_WAIT);
+        return Err(e);
+    }
     release_init(&dir, &pidfd)?;
     let started = st.to_oci(Status::Running).to_string();
     let warnings = hooks::run_all(

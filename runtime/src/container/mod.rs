@@ -4,6 +4,7 @@
 mod create;
 mod exec;
 mod lifecycle;
+mod start_hooks;
 mod wait;
 
 pub use create::{create, Console, CreateOptions, Created};

@@ -1,5 +1,6 @@
-//! The end of every container process's setup, shared by the init and `exec`: [`finish`]
-//! is the recipe, [`Exec`] the program it leads to.
+//! The end of every container process's setup, shared by the init, `exec` and the
+//! startContainer hooks `start` runs like an exec: [`finish`] is the recipe, [`Exec`] the
+//! program it leads to.
 //!
 //! ```text
 //! rlimits -> bounding set -> cwd (as root) -> user -> cwd (as the user, if root was refused)
@@ -30,9 +31,8 @@
 //!   openat2 fchdir getcwd fcntl capget capset access sendto write rt_sigprocmask
 //!   rt_sigaction close_range execve, and for a startContainer hook pipe2 prlimit64 mmap
 //!   dup2 clone3 munmap pidfd_open poll wait4 rt_sigtimedwait;
-//! - harun now: the init capget capset prctl write close execve, an exec'd process capget
-//!   capset prctl execve; the init's startContainer hooks still need more (pipe2 clone3
-//!   pidfd_open poll wait4 ...).
+//! - harun now: the init capget capset prctl write close execve, an exec'd process (and a
+//!   startContainer hook, which `start` runs that way) capget capset prctl execve.
 
 use std::convert::Infallible;
 use std::ffi::CString;

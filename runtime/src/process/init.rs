@@ -6,8 +6,8 @@
 //! namespaces -> mounts -> runtime hooks -> pivot_root -> hostname, sysctl -> masked and
 //! read-only paths -> console -> seccomp compiled -> `finish::finish` (rlimits -> bounding
 //! set -> cwd -> user -> program -> fds closed -> signals -> (seccomp installed, without
-//! no_new_privs) -> no_new_privs -> capabilities) -> ready -> wait on exec.fifo ->
-//! startContainer hooks -> (seccomp installed, with no_new_privs) -> exec.
+//! no_new_privs) -> no_new_privs -> capabilities) -> ready -> wait on exec.fifo (`start` runs
+//! the startContainer hooks meanwhile) -> (seccomp installed, with no_new_privs) -> exec.
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -113,7 +113,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     hooks::run(
         Stage::CreateContainer,
         Stage::CreateContainer.hooks(a.spec),
-        hooks::state_in_container(&state, "creating").as_bytes(),
+        hooks::state_in_container(&state, "creating", std::process::id() as i32).as_bytes(),
     )?;
     rootfs::enter(a.spec, a.rootfs, a.no_pivot)?;
 
@@ -139,23 +139,16 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     };
     let exec = finish::finish(process, None, a.seccomp, keep)?;
     // Without no_new_privs, the container's seccomp filter is in place from here on: write,
-    // close and prctl only, as runc's init (finish.rs); startContainer hooks still need more.
+    // close and prctl only, as runc's init (finish.rs).
     ready(a)?;
     // SAFETY: the fifo fd is ours (inherited from create) and open until we exec or exit.
     let fifo = unsafe { BorrowedFd::borrow_raw(a.fifo) };
     exec_fifo::wait_for_start(fifo)?;
-    // As runc: the process has not started yet while these hooks run.
-    let started = hooks::state_in_container(&state, "created");
-    // `start` waits for our word: "0" once the hooks passed (then we exec, and poststart
-    // hooks can follow), or "E" and the failure, which it reports.
-    let hooked = hooks::run(
-        Stage::StartContainer,
-        Stage::StartContainer.hooks(a.spec),
-        started.as_bytes(),
-    )
-    .and_then(|()| exec.install_filter(a.seccomp));
-    exec_fifo::tell_start(fifo, hooked.as_ref().map(|_| ()))?;
-    hooked?;
+    // `start` ran the startContainer hooks (as an exec into the container) before it let us
+    // go. It waits for our word: "0" (we exec next) or "E" and the failure, which it reports.
+    let filtered = exec.install_filter(a.seccomp);
+    exec_fifo::tell_start(fifo, filtered.as_ref().map(|_| ()))?;
+    filtered?;
     Err(exec.exec())
 }
 

@@ -37,6 +37,10 @@ pub struct JoinArgs<'a> {
     /// CLONE_NEW* flags of every namespace the container has.
     pub namespaces: CloneFlags,
     pub process: &'a Process,
+    /// Run this file instead of looking up `process.args[0]` (a startContainer hook's path).
+    pub program: Option<&'a Path>,
+    /// Becomes the process's stdin (a hook's: the pipe `start` writes the state into).
+    pub stdin: Option<&'a OwnedFd>,
     pub preserve_fds: u32,
     pub parent_end: RawFd,
     pub channel: &'a Channel,
@@ -70,6 +74,7 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     let keep: Vec<RawFd> = [
         Some(a.channel.as_raw_fd()),
         a.console.map(|c| c.as_raw_fd()),
+        a.stdin.map(|c| c.as_raw_fd()),
     ]
     .into_iter()
     .flatten()
@@ -126,10 +131,15 @@ fn enter_root_of(pid: i32, init: &OwnedFd) -> Result<()> {
     nix::unistd::chdir("/").map_err(Error::sys("chdir to `/`"))
 }
 
-/// The process: console, then `finish` (credentials, cwd, fds, signals, seccomp: the
+/// The process: stdin, console, then `finish` (credentials, cwd, fds, signals, seccomp: the
 /// container's, as runc does), exec.
 fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
     let p = a.process;
+    if let Some(stdin) = a.stdin {
+        // SAFETY: dup2 onto fd 0, which this process owns (stdin) and nothing else refers to.
+        let r = unsafe { libc::dup2(stdin.as_raw_fd(), 0) };
+        nix::errno::Errno::result(r).map_err(Error::sys("dup2 the hook's stdin onto fd 0"))?;
+    }
     if let Some(adj) = p.oom_score_adj() {
         security::user::set_oom_score_adj(adj)?;
     }
@@ -144,7 +154,7 @@ fn setup(a: &JoinArgs<'_>) -> Result<Infallible> {
         preserve: a.preserve_fds,
         also: &keep,
     };
-    let exec = finish::finish(p, None, a.seccomp, keep)?;
+    let exec = finish::finish(p, a.program, a.seccomp, keep)?;
     // Harun may return (exec --detach) as soon as we exec: do not die with it.
     // SAFETY: prctl(PR_SET_PDEATHSIG, 0) clears a flag of this process only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
