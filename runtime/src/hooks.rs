@@ -720,17 +720,17 @@ mod tests {
     }
 
     #[test]
-    fn state_in_container_has_our_pid_and_the_status() {
+    fn state_in_container_has_the_pid_and_the_status_given() {
         let state = r#"{"id":"c1","status":"creating","pid":4242,"bundle":"/b"}"#;
         let v: serde_json::Value =
-            serde_json::from_str(&state_in_container(state, "created")).unwrap();
+            serde_json::from_str(&state_in_container(state, "created", 1)).unwrap();
         assert_eq!(v["status"], "created");
-        assert_eq!(v["pid"], std::process::id());
+        assert_eq!(v["pid"], 1);
         assert_eq!(
             (v["id"].as_str(), v["bundle"].as_str()),
             (Some("c1"), Some("/b"))
         );
-        assert_eq!(state_in_container("not json", "created"), "not json");
+        assert_eq!(state_in_container("not json", "created", 1), "not json");
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use super::start_hooks;
 use crate::hooks::{self, Stage};
 use crate::pidfd::PidFd;
 use crate::process::exec_fifo::{self, Word};
 use crate::rootfs::host;
-use super::start_hooks;
 use crate::state::{LockedDir, State, StateRoot, Status, EXEC_FIFO};
 use crate::{cgroups, Error, Result};
 

@@ -333,10 +333,13 @@ fn close_fds_listed(first: RawFd, keep: &[RawFd]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// (first fd, fds kept, the ranges closed)
+    type GapCase<'a> = (RawFd, &'a [RawFd], &'a [(u32, u32)]);
+
     #[test]
     fn gaps_leave_out_exactly_the_kept_fds() {
         let max = u32::MAX;
-        let table: [(RawFd, &[RawFd], &[(u32, u32)]); 5] = [
+        let table: [GapCase; 5] = [
             (3, &[], &[(3, max)]),
             (3, &[7], &[(3, 6), (8, max)]),
             (3, &[3, 4, 9, 1, 4], &[(5, 8), (10, max)]),
