@@ -253,15 +253,22 @@ fn run_basics(s: &mut Suite, c: &Ctx) {
         "--memory-limit",
         host::lacks_controllers(&["memory"]),
         || {
-            let out = c
-                .run(
-                    &["--rm", "--memory-limit", "67108864"],
-                    "hc-mem",
-                    &["cat", "/sys/fs/cgroup/memory.max"],
-                )
-                .run()?
-                .ok()?;
-            ensure!(out.stdout == "67108864\n", "{out}");
+            // ctr's spec mounts no cgroupfs in the container: read the limit on the host, in
+            // the cgroup the task's /proc/PID/cgroup names.
+            let id = "hc-mem";
+            c.run(
+                &["-d", "--memory-limit", "67108864"],
+                id,
+                &["sleep", "1000"],
+            )
+            .run()?
+            .ok()?;
+            let limit = task_cgroup_file(c, id, "memory.max");
+            c.ok(&["task", "kill", "-s", "SIGKILL", id])?;
+            c.wait_task(id, "STOPPED")?;
+            c.delete(id)?;
+            let limit = limit?;
+            ensure!(limit == "67108864", "memory.max {limit:?}");
             Ok(())
         },
     );
@@ -445,6 +452,27 @@ fn options(s: &mut Suite, c: &Ctx) {
         ensure!(!entry.exists(), "{} outlived the delete", entry.display());
         Ok(())
     });
+}
+
+/// A cgroup file of a running task, read on the host.
+fn task_cgroup_file(c: &Ctx, id: &str, file: &str) -> Result<String, String> {
+    let ls = c.ok(&["task", "ls"])?;
+    let pid = ls
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .ok_or(format!("no pid for {id} in {ls}"))?;
+    let cgroup =
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| e.to_string())?;
+    let rel = cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or(format!("no cgroup v2 line in {cgroup}"))?;
+    let mount = host::cgroup2_mount().ok_or("no cgroup2 mount")?;
+    let path = mount.join(rel.trim_start_matches('/')).join(file);
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn cleanup(c: &mut Ctx) -> CheckResult {

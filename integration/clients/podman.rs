@@ -298,18 +298,18 @@ fn service(s: &mut Suite, c: &Ctx) {
         Ok(())
     });
     s.check_unless(
-        "update --memory --pids-limit",
-        host::lacks_controllers(&["memory", "pids"]),
+        "update --memory --cpus",
+        host::lacks_controllers(&["memory", "cpu"]),
         || {
-            c.ok(&["update", "--memory", "100m", "--pids-limit", "77", svc])?;
+            c.ok(&["update", "--memory", "100m", "--cpus", "0.25", svc])?;
             let out = c.ok(&[
                 "exec",
                 svc,
                 "cat",
                 "/sys/fs/cgroup/memory.max",
-                "/sys/fs/cgroup/pids.max",
+                "/sys/fs/cgroup/cpu.max",
             ])?;
-            ensure!(out == "104857600\n77", "{out:?}");
+            ensure!(out == "104857600\n25000 100000", "{out:?}");
             Ok(())
         },
     );
@@ -480,7 +480,7 @@ fn cleanup(c: &Ctx) -> CheckResult {
     let leaks = eventually(patience(Duration::from_secs(5)), || {
         let l = c.env.leaks(
             &[state_root.into()],
-            &["libpod_parent/conmon", "libpod_parent"],
+            &["libpod_parent/conmon", "libpod_parent", "podman_probe"],
         );
         if l.is_empty() {
             Ok(l)
