@@ -476,24 +476,6 @@ fn task_cgroup_file(c: &Ctx, id: &str, file: &str) -> Result<String, String> {
 }
 
 fn cleanup(c: &mut Ctx) -> CheckResult {
-    let mut problems = Vec::new();
-    if let Err(e) = c.ctd.shutdown(&[NS]) {
-        problems.push(e);
-    }
-    let root = c.runc_root.join(NS);
-    if let Err(e) = eventually(patience(Duration::from_secs(5)), || {
-        let l = c.env.leaks(std::slice::from_ref(&root), &[NS]);
-        if l.is_empty() {
-            Ok(())
-        } else {
-            Err(l.join("\n"))
-        }
-    }) {
-        problems.push(e);
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    let shutdown = c.ctd.shutdown(&[NS]);
+    c.env.check_clean(shutdown, &[c.runc_root.join(NS)], &[NS])
 }

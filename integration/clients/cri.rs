@@ -114,6 +114,14 @@ impl CriClient {
         })
     }
 
+    fn remove_container(&self, id: &str) -> Result<(), String> {
+        let req = RemoveContainerRequest {
+            container_id: id.into(),
+        };
+        self.call("RemoveContainer", self.rs().remove_container(req))
+            .map(drop)
+    }
+
     fn exec_sync(&self, id: &str, cmd: &[&str]) -> Result<ExecSyncResponse, String> {
         self.call(
             "ExecSync",
@@ -123,6 +131,17 @@ impl CriClient {
                 timeout: 30,
             }),
         )
+    }
+}
+
+/// What a kubelet asks for a host-network pod: the node's network, a pid namespace per
+/// container, one IPC namespace for the pod.
+fn namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Node as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
     }
 }
 
@@ -149,12 +168,7 @@ impl Ctx {
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: format!("/{POD_PARENT}/pod-{name}"),
                 security_context: Some(LinuxSandboxSecurityContext {
-                    namespace_options: Some(NamespaceOption {
-                        network: NamespaceMode::Node as i32,
-                        pid: NamespaceMode::Container as i32,
-                        ipc: NamespaceMode::Pod as i32,
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(namespaces()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -186,12 +200,7 @@ impl Ctx {
                     ..Default::default()
                 }),
                 security_context: Some(LinuxContainerSecurityContext {
-                    namespace_options: Some(NamespaceOption {
-                        network: NamespaceMode::Node as i32,
-                        pid: NamespaceMode::Container as i32,
-                        ipc: NamespaceMode::Pod as i32,
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(namespaces()),
                     ..Default::default()
                 }),
             }),
@@ -486,12 +495,7 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
         c.start_container(&id)?;
         let st = cri.wait_state(&id, ContainerState::ContainerExited)?;
         ensure!(st.exit_code == 4, "{st:?}");
-        cri.call(
-            "RemoveContainer",
-            cri.rs()
-                .remove_container(RemoveContainerRequest { container_id: id }),
-        )
-        .map(drop)
+        cri.remove_container(&id)
     });
     s.check("a missing command fails with the runtime's reason", || {
         let id = c.create_container(&pod, &pod_config, "missing", &["hc-no-such-cmd"]);
@@ -499,11 +503,7 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
             Err(e) => e,
             Ok(id) => {
                 let started = c.start_container(&id);
-                let _ = cri.call(
-                    "RemoveContainer",
-                    cri.rs()
-                        .remove_container(RemoveContainerRequest { container_id: id }),
-                );
+                let _ = cri.remove_container(&id);
                 started
                     .err()
                     .ok_or("StartContainer of a missing command succeeded")?
@@ -525,12 +525,7 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
         Ok(())
     });
     s.check("RemoveContainer, ListContainers", || {
-        cri.call(
-            "RemoveContainer",
-            cri.rs().remove_container(RemoveContainerRequest {
-                container_id: svc.clone(),
-            }),
-        )?;
+        cri.remove_container(&svc)?;
         let l = cri.call(
             "ListContainers",
             cri.rs()
@@ -563,27 +558,11 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
 }
 
 fn cleanup(c: &mut Ctx) -> CheckResult {
-    let mut problems = Vec::new();
-    if let Err(e) = c.ctd.shutdown(&["k8s.io"]) {
-        problems.push(e);
-    }
-    let root = c.runtime_root.join("k8s.io");
-    if let Err(e) = eventually(patience(Duration::from_secs(5)), || {
-        let pod_cgroup = format!("{POD_PARENT}/pod-hc-pod");
-        let l = c
-            .env
-            .leaks(std::slice::from_ref(&root), &[&pod_cgroup, POD_PARENT]);
-        if l.is_empty() {
-            Ok(())
-        } else {
-            Err(l.join("\n"))
-        }
-    }) {
-        problems.push(e);
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    let shutdown = c.ctd.shutdown(&["k8s.io"]);
+    let pod_cgroup = format!("{POD_PARENT}/pod-hc-pod");
+    c.env.check_clean(
+        shutdown,
+        &[c.runtime_root.join("k8s.io")],
+        &[&pod_cgroup, POD_PARENT],
+    )
 }

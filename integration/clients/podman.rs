@@ -468,32 +468,14 @@ fn security(s: &mut Suite, c: &Ctx) {
 }
 
 fn cleanup(c: &Ctx) -> CheckResult {
-    let mut problems = Vec::new();
-    if let Err(e) = c.pm.shutdown() {
-        problems.push(e);
-    }
     let state_root = if c.env.runtime.is_harun() {
         "/run/harun"
     } else {
         "/run/runc"
     };
-    let leaks = eventually(patience(Duration::from_secs(5)), || {
-        let l = c.env.leaks(
-            &[state_root.into()],
-            &["libpod_parent/conmon", "libpod_parent", "podman_probe"],
-        );
-        if l.is_empty() {
-            Ok(l)
-        } else {
-            Err(l.join("\n"))
-        }
-    });
-    if let Err(e) = leaks {
-        problems.push(e);
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    c.env.check_clean(
+        c.pm.shutdown(),
+        &[state_root.into()],
+        &["libpod_parent/conmon", "libpod_parent", "podman_probe"],
+    )
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::cmd::{Cmd, Running};
 use super::host::patience;
-use crate::{mountinfo, procs};
+use crate::procs;
 
 /// containerd's CRI plugin, set up the way a Kubernetes node uses it, with one runtime
 /// handler for the runtime under test.
@@ -102,9 +102,7 @@ impl Containerd {
             let _ =
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
-        for m in mountinfo::mounts_under(&self.dir) {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
+        super::suite::unmount_below(&self.dir);
         if problems.is_empty() {
             Ok(())
         } else {

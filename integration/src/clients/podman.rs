@@ -10,7 +10,6 @@ use nix::sys::resource::Resource;
 use super::cmd::Cmd;
 use super::host::{self, patience};
 use super::runtime::Runtime;
-use crate::mountinfo;
 
 /// podman set up for one suite.
 #[derive(Debug)]
@@ -130,9 +129,7 @@ network_config_dir = "{d}/networks"
         {
             problems.push(format!("podman system reset: {e}"));
         }
-        for m in mountinfo::mounts_under(&self.dir) {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
+        super::suite::unmount_below(&self.dir);
         if problems.is_empty() {
             Ok(())
         } else {

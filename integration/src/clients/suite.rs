@@ -2,6 +2,7 @@
 //! finds its container processes, the snapshot for leak checks and the call contract.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::check::CheckResult;
 use super::leaks::Snapshot;
@@ -84,6 +85,42 @@ impl SuiteEnv {
         self.snapshot.remove_client_cgroups(client_cgroups);
         self.snapshot
             .leaks(self.dir.path(), &self.tag_env(), state_dirs)
+    }
+}
+
+impl SuiteEnv {
+    /// The cleanup check every suite ends with: the client's own shutdown went well
+    /// (`shutdown`), then nothing is left ([`SuiteEnv::leaks`], waited for briefly).
+    pub fn check_clean(
+        &self,
+        shutdown: Result<(), String>,
+        state_dirs: &[PathBuf],
+        client_cgroups: &[&str],
+    ) -> CheckResult {
+        let left = super::check::eventually(super::host::patience(Duration::from_secs(5)), || {
+            let l = self.leaks(state_dirs, client_cgroups);
+            if l.is_empty() {
+                Ok(())
+            } else {
+                Err(l.join("\n"))
+            }
+        });
+        let problems: Vec<String> = [shutdown, left]
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+}
+
+/// Unmounts (detached) whatever is still mounted at or below `dir`.
+pub fn unmount_below(dir: &std::path::Path) {
+    for m in crate::mountinfo::mounts_under(dir) {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
