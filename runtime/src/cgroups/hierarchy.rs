@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::{words, Cgroup};
 use super::resources::{unavailable, Plan};
+use crate::state::{replace_file, Durability};
 use crate::{Error, Result};
 
 /// The parent of every default container cgroup.
@@ -139,11 +140,18 @@ impl Hierarchy {
     /// Make the cgroup at `dir` (from [`Hierarchy::locate`]) with every controller `plan`
     /// needs enabled down the tree; nothing is left behind on failure. An existing directory
     /// is used when it holds no process.
+    ///
+    /// `note` gets the record as soon as the cgroup is ours to remove, so that a crash never
+    /// leaves a cgroup no record names: before the first mkdir when the directory is new
+    /// (a record of a cgroup not made yet names nothing to clean), after the check that it
+    /// holds no process when it exists already (a record made before would name another
+    /// container's cgroup).
     pub fn create(
         &self,
         dir: &Path,
         default_parent: Option<PathBuf>,
         plan: &Plan,
+        note: impl FnOnce(&Record) -> Result<()>,
     ) -> Result<(Cgroup, Record)> {
         let rel = dir.strip_prefix(&self.mount).map_err(|_| {
             Error::InvalidArgument(format!(
@@ -159,6 +167,22 @@ impl Hierarchy {
                 return Err(unavailable(c, field, &self.mount, &available));
             }
         }
+        let existed = dir.exists();
+        // The topmost directory this create will make, short of `dir` itself.
+        let topmost_new = rel
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty() && *a != rel)
+            .map(|a| self.mount.join(a))
+            .take_while(|a| !a.exists())
+            .last();
+        let record = Record {
+            path: dir.to_path_buf(),
+            prune_to: default_parent.or(topmost_new),
+        };
+        let mut note = Some(note);
+        if !existed {
+            (note.take().expect("noted once"))(&record)?;
+        }
         // A concurrent delete may prune a shared parent between our mkdirs: try again.
         let mut attempt = 0;
         let made = loop {
@@ -166,11 +190,6 @@ impl Hierarchy {
                 Err(e) if e.errno() == Some(Errno::ENOENT) && attempt < 3 => attempt += 1,
                 other => break other?,
             }
-        };
-        let record = Record {
-            path: dir.to_path_buf(),
-            prune_to: default_parent
-                .or_else(|| made.first().filter(|t| t.as_path() != dir).cloned()),
         };
         let undo = |e: Error| {
             let _ = remove_made(&made);
@@ -183,6 +202,9 @@ impl Hierarchy {
                 "cgroup {} already has processes (linux.cgroupsPath of another container?)",
                 dir.display()
             ))));
+        }
+        if let Some(note) = note {
+            note(&record).map_err(undo)?;
         }
         Ok((cg, record))
     }
@@ -282,17 +304,17 @@ fn remove_made(made: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// The file in a container's state dir naming its cgroup from the moment the cgroup exists
+/// The file in a container's state dir naming its cgroup from before the cgroup exists
 /// (state.json comes later): `delete --force` of a create killed midway finds it there.
 pub const RECORD_FILE: &str = "cgroup.json";
 
 impl Record {
-    /// Write the record into the state dir `dir` ([`RECORD_FILE`]).
+    /// Write the record into the state dir `dir` ([`RECORD_FILE`]): temp file, fsync,
+    /// rename, so a crash leaves the whole record or none.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(RECORD_FILE);
         let data =
             serde_json::to_vec(self).map_err(|e| Error::spec("cgroup record", e.to_string()))?;
-        std::fs::write(&path, data).map_err(Error::io("write", &path))
+        replace_file(&dir.join(RECORD_FILE), &data, Durability::Fsync)
     }
 
     /// The record saved in the state dir `dir`, if any.
@@ -556,7 +578,15 @@ mod tests {
         )
         .unwrap();
         let (dir, parent) = h.locate(None, "c1").unwrap();
-        let (cg, record) = h.create(&dir, parent, &plan).unwrap();
+        let noted = std::cell::Cell::new(false);
+        let note = |r: &Record| {
+            // Before the mkdir: a crash right after leaves a record, never a bare cgroup.
+            assert!(!r.path.exists() && r.path.parent().unwrap().exists());
+            noted.set(true);
+            Ok(())
+        };
+        let (cg, record) = h.create(&dir, parent, &plan, note).unwrap();
+        assert!(noted.get());
         assert_eq!(cg.path(), fx.path().join("harun/c1"));
         assert_eq!(
             record.prune_to.as_deref(),
@@ -591,7 +621,10 @@ mod tests {
         )
         .unwrap();
         let (dir, parent) = h.locate(None, "c2").unwrap();
-        let e = h.create(&dir, parent, &plan).unwrap_err().to_string();
+        let e = h
+            .create(&dir, parent, &plan, |_| panic!("noted a cgroup it refused"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             format!(
@@ -610,7 +643,9 @@ mod tests {
         std::fs::create_dir(fx.path().join("pods")).unwrap();
         let h = Hierarchy::at(fx.path(), fx.path());
         let (dir, parent) = h.locate(Some(Path::new("/pods/p1/c3")), "c3").unwrap();
-        let (_cg, record) = h.create(&dir, parent, &Plan::default()).unwrap();
+        let (_cg, record) = h
+            .create(&dir, parent, &Plan::default(), |_| Ok(()))
+            .unwrap();
         assert_eq!(
             record.prune_to.as_deref(),
             Some(fx.path().join("pods/p1").as_path())
@@ -621,5 +656,32 @@ mod tests {
             fx.path().join("pods").is_dir(),
             "a parent harun did not make was removed"
         );
+    }
+
+    #[test]
+    fn an_existing_cgroup_is_noted_only_once_it_is_checked() {
+        let fx = Fixture::new("existing");
+        fx.write("cgroup.controllers", "hugetlb\n");
+        fx.cgroup("pods/busy");
+        fx.write("pods/busy/cgroup.procs", "4242\n");
+        fx.cgroup("pods/idle");
+        let h = Hierarchy::at(fx.path(), fx.path());
+        let busy = h.locate(Some(Path::new("/pods/busy")), "c4").unwrap().0;
+        let e = h
+            .create(&busy, None, &Plan::default(), |_| {
+                panic!("noted a busy cgroup")
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("already has processes"), "{e}");
+        let idle = h.locate(Some(Path::new("/pods/idle")), "c4").unwrap().0;
+        let noted = std::cell::Cell::new(None);
+        let (_cg, record) = h
+            .create(&idle, None, &Plan::default(), |r| {
+                noted.set(Some(r.clone()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(noted.take(), Some(record.clone()));
+        assert_eq!(record.prune_to, None, "nothing was made above it");
     }
 }

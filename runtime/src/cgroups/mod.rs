@@ -62,8 +62,9 @@ pub struct Setup {
 }
 
 /// Make container `id`'s cgroup for `spec` in the running system's cgroup2 hierarchy, note
-/// it in the state dir `state_dir` (for a `delete` after a crash), write its resources,
-/// attach its device program. Nothing is left behind on failure.
+/// it in the state dir `state_dir` before it exists (for a `delete` after a crash: see
+/// `state`'s module doc), write its resources, attach its device program. Nothing is left
+/// behind on failure.
 pub fn setup(spec: &Spec, id: &str, state_dir: &Path) -> Result<Setup> {
     let h = Hierarchy::detect()?;
     let linux = spec.linux().as_ref();
@@ -75,11 +76,8 @@ pub fn setup(spec: &Spec, id: &str, state_dir: &Path) -> Result<Setup> {
     let rules = devices::rules(r.devices().as_deref())?;
     let path = linux.and_then(|l| l.cgroups_path().as_deref());
     let (dir, default_parent) = h.locate(path, id)?;
-    let (cgroup, record) = h.create(&dir, default_parent, &plan)?;
-    let configured = record
-        .save(state_dir)
-        .and_then(|_| resources::apply(&cgroup, &plan))
-        .and_then(|_| devices::apply(&cgroup, &rules));
+    let (cgroup, record) = h.create(&dir, default_parent, &plan, |r| r.save(state_dir))?;
+    let configured = resources::apply(&cgroup, &plan).and_then(|_| devices::apply(&cgroup, &rules));
     if let Err(e) = configured {
         drop(cgroup);
         let _ = record.destroy(REMOVE_TIMEOUT);

@@ -88,8 +88,12 @@ pub fn record(state_dir: &Path, rootfs: &Path) -> Result<()> {
         below,
     };
     let text = serde_json::to_vec(&record).map_err(|e| Error::Init(e.to_string()))?;
-    let path = state_dir.join(FILE);
-    fs::write(&path, text).map_err(Error::io("write", &path))
+    // Whole or not at all: `delete --force` after a crash must be able to read it.
+    crate::state::replace_file(
+        &state_dir.join(FILE),
+        &text,
+        crate::state::Durability::Fsync,
+    )
 }
 
 /// Detach every mount stacked on the recorded rootfs path since [`record`]. Without a
