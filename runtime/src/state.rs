@@ -1,18 +1,55 @@
 //! The state directory: one dir per container under the root (`/run/harun/<id>`), holding
-//! `state.json` (written tmp + fsync + rename) and `exec.fifo` while the container is created.
+//! `state.json` (written tmp + fsync + rename) and `exec.fifo` while the container is created,
+//! and the records `create` leaves for a `delete` after a crash (`cgroup.json`,
+//! `host-mounts.json`).
 //!
-//! Writers (create/start/kill/delete) hold an exclusive flock on the container's directory;
-//! readers (`state`, `list`) take no lock: a rename is atomic, so they see the old or the new
-//! file, never half of one.
+//! Writers (create/start/kill/delete...) hold an exclusive flock on the container's
+//! directory; readers (`state`, `list`) take no lock: a rename is atomic, so they see the old
+//! or the new file, never half of one.
+//!
+//! # Crashes and races
+//!
+//! harun can be killed at any system call, and two harun processes can work on one ID at
+//! once. These rules keep both safe: whatever a killed command leaves, `delete --force ID`
+//! removes, and a command only ever acts on the container whose lock it holds.
+//!
+//! 1. **A container dir appears locked.** `create` makes a temp dir `ROOT/.new:PID:N`,
+//!    locks it, and renames it to `ROOT/ID` with RENAME_NOREPLACE (EEXIST: "already
+//!    exists"). No other command ever sees a live create's dir unlocked.
+//! 2. **create holds the lock until the state is complete**: it writes state.json before
+//!    letting go, and when it fails it undoes what it made and removes the dir while still
+//!    holding the lock. So a dir without state.json whose lock is free was left by a create
+//!    that died: `delete --force` cleans what its records name and removes it.
+//! 3. **Records before resources.** What `create` makes outside the dir is named in a file in
+//!    the dir, written tmp + rename, *before* it exists: `cgroup.json` before the cgroup's
+//!    mkdir (`cgroups::setup`), `host-mounts.json` before the first mount on the host
+//!    (`rootfs::host`). A crash leaves a whole record naming what to clean, perhaps nothing
+//!    yet; every removal accepts "already gone". The init, made after both, is in the cgroup
+//!    from birth (CLONE_INTO_CGROUP; else it is moved there before it is told to go on, and
+//!    an init whose parent died exits on the channel's EOF).
+//! 4. **A lock is checked after it is taken.** Every command opens `ROOT/ID`, waits for the
+//!    lock, then checks that the path still names the dir it locked (same device and inode;
+//!    the open fd keeps the inode alive, so the number cannot be reused). If not, the
+//!    container it waited for was deleted meanwhile: it tries again and finds the new one or
+//!    none. Dirs are removed only under their lock and never renamed once in place, so after
+//!    the check `ROOT/ID` is the locked dir until the lock goes: reading and removing by
+//!    path act on that container and no other.
+//! 5. **delete undoes in reverse**: processes, cgroup, mounts, poststop hooks, the dir last.
+//!    Killed midway, it leaves a dir whose records still name what is left.
+//! 6. **Temp dirs of a create killed before its rename** are empty; `.new:` names are not
+//!    valid IDs (`:`), so no command takes them for a container. `delete` removes those
+//!    whose lock is free ([`StateRoot::remove_stale`]); a create that had made its temp dir
+//!    but not yet locked it finds it gone and makes another.
 
 use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind as IoKind, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, Flock, FlockArg, RenameFlags, AT_FDCWD};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +58,13 @@ use crate::{Error, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// How a create's temp dir is named: `.new:PID:N` (`:` is not allowed in IDs).
+const TEMP_PREFIX: &str = ".new:";
+
+/// Bound on retries that each need another process to make progress (a create that takes
+/// a name, a delete that removes the dir we waited for).
+const MAX_ATTEMPTS: u32 = 1000;
 
 /// OCI status, plus `creating` for a container whose create has not finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,7 +193,8 @@ impl StateRoot {
         self.path.join(id)
     }
 
-    /// Make and lock a new container dir; AlreadyExists when the ID is taken.
+    /// Make and lock a new container dir; AlreadyExists when the ID is taken. The dir
+    /// appears at `ROOT/ID` already locked (module doc, rule 1).
     pub fn create(&self, id: &str) -> Result<LockedDir> {
         validate_id(id)?;
         DirBuilder::new()
@@ -158,25 +203,83 @@ impl StateRoot {
             .create(&self.path)
             .map_err(Error::io("create state root", &self.path))?;
         let dir = self.dir(id);
-        match DirBuilder::new().mode(0o711).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == IoKind::AlreadyExists => {
-                return Err(Error::AlreadyExists(id.to_string()))
+        for n in 0..MAX_ATTEMPTS {
+            let tmp = self
+                .path
+                .join(format!("{TEMP_PREFIX}{}:{n}", std::process::id()));
+            match DirBuilder::new().mode(0o711).create(&tmp) {
+                Ok(()) => {}
+                // Left by a dead process with our pid, or another pid namespace's.
+                Err(e) if e.kind() == IoKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("create state dir", &tmp)(e)),
             }
-            Err(e) => return Err(Error::io("create state dir", &dir)(e)),
+            let locked = match LockedDir::lock(tmp.clone()) {
+                Ok(l) => l,
+                // A `delete` took it for a dead create's (rule 6): make another.
+                Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
+                Err(e) => return Err(e),
+            };
+            let renamed = renameat2(
+                AT_FDCWD,
+                &tmp,
+                AT_FDCWD,
+                &dir,
+                RenameFlags::RENAME_NOREPLACE,
+            );
+            return match renamed {
+                Ok(()) => Ok(LockedDir {
+                    path: dir,
+                    _lock: locked._lock,
+                }),
+                Err(e) => {
+                    let _ = fs::remove_dir(&tmp);
+                    match e {
+                        Errno::EEXIST | Errno::ENOTEMPTY => Err(Error::AlreadyExists(id.into())),
+                        e => Err(Error::sys(format!(
+                            "rename `{}` to `{}` (RENAME_NOREPLACE)",
+                            tmp.display(),
+                            dir.display()
+                        ))(e)),
+                    }
+                }
+            };
         }
-        LockedDir::lock(dir)
+        Err(Error::sys(format!(
+            "create a state dir in `{}`: {MAX_ATTEMPTS} temp names taken or removed",
+            self.path.display()
+        ))(Errno::EAGAIN))
     }
 
-    /// Lock an existing container's dir; NotFound when there is none.
+    /// Lock an existing container's dir; NotFound when there is none (module doc, rule 4).
     pub fn lock(&self, id: &str) -> Result<LockedDir> {
         validate_id(id)?;
         let dir = self.dir(id);
         match LockedDir::lock(dir) {
-            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {
-                Err(Error::NotFound(id.to_string()))
-            }
+            Err(e) if e.errno() == Some(Errno::ENOENT) => Err(Error::NotFound(id.to_string())),
             other => other,
+        }
+    }
+
+    /// Remove the temp dirs of creates killed before they renamed theirs into place: those
+    /// whose lock nobody holds (module doc, rule 6). Best effort.
+    pub fn remove_stale(&self) {
+        let Ok(entries) = fs::read_dir(&self.path) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let path = e.path();
+            let Ok(file) = open_dir(&path) else { continue };
+            // Held: a live create (or another sweep) has it.
+            let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+                continue;
+            };
+            if same_dir(&lock, &path) {
+                let _ = fs::remove_dir_all(&path);
+            }
         }
     }
 
@@ -198,6 +301,8 @@ impl StateRoot {
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .filter_map(|e| e.file_name().into_string().ok())
+            // Not temp dirs of creates (rule 6), nor anything else that is no ID.
+            .filter(|name| validate_id(name).is_ok())
             .collect();
         ids.sort();
         Ok(ids)
@@ -215,16 +320,38 @@ fn read_state(dir: &Path, id: &str) -> Result<State> {
         .map_err(|e| Error::spec(path.display().to_string(), e.to_string()))
 }
 
+fn open_dir(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// True when `path` names the dir `locked` is open on (same device and inode).
+fn same_dir(locked: &File, path: &Path) -> bool {
+    match (locked.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 impl LockedDir {
+    /// Open and lock the dir at `path`, then check `path` still names it (rule 4); a dir
+    /// removed while we waited for its lock: again, with whatever is there now. ENOENT when
+    /// nothing is.
     fn lock(path: PathBuf) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(Error::io("open state dir", &path))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::sys(format!("flock `{}`", path.display()))(e))?;
-        Ok(LockedDir { path, _lock: lock })
+        for _ in 0..MAX_ATTEMPTS {
+            let file = open_dir(&path).map_err(Error::io("open state dir", &path))?;
+            let lock = Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, e)| Error::sys(format!("flock `{}`", path.display()))(e))?;
+            if same_dir(&lock, &path) {
+                return Ok(LockedDir { path, _lock: lock });
+            }
+        }
+        Err(Error::sys(format!(
+            "lock `{}`: replaced {MAX_ATTEMPTS} times while waiting",
+            path.display()
+        ))(Errno::EAGAIN))
     }
 
     pub fn path(&self) -> &Path {
@@ -342,6 +469,69 @@ mod tests {
         assert_eq!(root.ids().unwrap(), vec!["c1".to_string()]);
         d.remove().unwrap();
         assert!(root.ids().unwrap().is_empty());
+        fs::remove_dir_all(root.path()).unwrap();
+    }
+
+    #[test]
+    fn a_new_dir_appears_locked_and_no_temp_dir_stays() {
+        let root = tmp_root("appears");
+        let d = root.create("c3").unwrap();
+        let names: Vec<String> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["c3"]);
+        let other = open_dir(d.path()).unwrap();
+        assert!(
+            Flock::lock(other, FlockArg::LockExclusiveNonblock).is_err(),
+            "the dir is in place before it is locked"
+        );
+        d.remove().unwrap();
+        fs::remove_dir_all(root.path()).unwrap();
+    }
+
+    /// A command waiting for a container's lock while it is deleted and made again ends
+    /// up holding the new container's dir, never the removed one.
+    #[test]
+    fn a_lock_taken_on_a_replaced_dir_follows_the_path() {
+        let root = tmp_root("replaced");
+        let old = root.create("c4").unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let d = root.lock("c4").unwrap();
+                fs::read_to_string(d.path().join("generation")).unwrap()
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // What delete + create do, with the old lock still held meanwhile.
+            fs::remove_dir_all(old.path()).unwrap();
+            let new = root.create("c4").unwrap();
+            drop(old);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            fs::write(new.path().join("generation"), "2").unwrap();
+            drop(new);
+            assert_eq!(waiter.join().unwrap(), "2");
+        });
+        fs::remove_dir_all(root.path()).unwrap();
+    }
+
+    #[test]
+    fn temp_dirs_are_swept_when_their_creator_is_gone() {
+        let root = tmp_root("stale");
+        fs::create_dir_all(root.path().join(".new:1:0")).unwrap();
+        let live = root.path().join(".new:2:0");
+        fs::create_dir(&live).unwrap();
+        let held = Flock::lock(open_dir(&live).unwrap(), FlockArg::LockExclusive).unwrap();
+        root.create("c5").unwrap();
+        assert_eq!(root.ids().unwrap(), ["c5"], "temp dirs are no containers");
+        root.remove_stale();
+        assert!(!root.path().join(".new:1:0").exists());
+        assert!(
+            live.exists(),
+            "a temp dir whose create is alive was removed"
+        );
+        drop(held);
+        root.remove_stale();
+        assert!(!live.exists());
         fs::remove_dir_all(root.path()).unwrap();
     }
 

@@ -219,14 +219,20 @@ fn pids_in_namespace(ns: &std::path::Path) -> Vec<i32> {
 /// Delete a container: a stopped or created one always; a running one only with `force`
 /// (SIGKILL to all its processes first). Poststop hook failures are returned as warnings.
 /// `delete --force` of a container that does not exist succeeds.
+///
+/// Crashes and races (`state`'s module doc): the dir is the one locked, checked in place;
+/// what a killed create or delete left is found through the records in it.
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+    root.remove_stale();
     let dir = match root.lock(id) {
         Err(Error::NotFound(_)) if force => return Ok(Vec::new()),
         other => other?,
     };
     let st = match dir.read() {
-        // A dir without state: left by a create that crashed (we hold the lock, so no
-        // create is running). Its cgroup, if it got one, is named in cgroup.json.
+        // A dir without state whose lock was free: left by a create that died (a live one
+        // holds the lock until state.json is written), or by a delete killed while removing
+        // it. Its cgroup, if it got one, is named in cgroup.json; its host mounts in
+        // host-mounts.json; its init, if any, is in the cgroup.
         Err(Error::NotFound(_)) if force => {
             if let Some(c) = cgroups::Record::load(dir.path()) {
                 c.destroy(cgroups::REMOVE_TIMEOUT)?;
