@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use harun_runtime::container::{self, Forwarder};
-use harun_runtime::state::StateRoot;
+use harun_runtime::state::{State, StateRoot};
 use harun_runtime::{Error, Result};
 
 use crate::cli::RunArgs;
@@ -22,29 +22,31 @@ pub fn run(root: &StateRoot, args: &RunArgs, log: &Logger) -> Result<i32> {
     }
     if args.detach {
         let opts = super::create::options(&args.create, &id, &bundle, false);
-        container::create(root, &opts)?;
-        return start_or_remove(root, &id, log).map(|_| 0);
+        let created = container::create(root, &opts)?;
+        return start_or_remove(root, &created.state, log).map(|_| 0);
     }
     let signals = Forwarder::new()?;
     let opts = super::create::options(&args.create, &id, &bundle, true);
     let created = container::create(root, &opts)?;
-    start_or_remove(root, &id, log)?;
+    start_or_remove(root, &created.state, log)?;
     let waited = container::wait_foreground(&created.pidfd, created.console_master, &signals);
     drop(signals);
-    let warnings = container::delete(root, &id, true)?;
+    let warnings = container::delete_own(root, &created.state, true)?;
     super::warn_all(log, &warnings);
     Ok(waited?.code())
 }
 
-fn start_or_remove(root: &StateRoot, id: &str, log: &Logger) -> Result<()> {
-    match container::start(root, id) {
+/// Start the container this run created, or remove it. Only that one: a `delete` and
+/// another `create` of the ID may have got in since (then: "does not exist").
+fn start_or_remove(root: &StateRoot, created: &State, log: &Logger) -> Result<()> {
+    match container::start_own(root, created) {
         Ok(started) => {
             super::warn_all(log, &started.warnings);
             Ok(())
         }
         Err(e) => {
             // The start error is what matters; the forced delete only cleans up.
-            let _ = container::delete(root, id, true);
+            let _ = container::delete_own(root, created, true);
             Err(e)
         }
     }

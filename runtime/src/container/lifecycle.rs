@@ -57,10 +57,37 @@ pub fn list(root: &StateRoot) -> Result<Vec<serde_json::Value>> {
     Ok(out)
 }
 
-/// Let a created container's init exec the user process (exec.fifo handshake).
-pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
+/// Lock container `id` and read its state. With `own` (what a `create` returned), only that
+/// container will do: one made under the ID after a delete got in between is another
+/// container, and for the caller its own "does not exist".
+fn lock_state(root: &StateRoot, id: &str, own: Option<&State>) -> Result<(LockedDir, State)> {
     let dir = root.lock(id)?;
     let st = dir.read()?;
+    if is_other(own, &st) {
+        return Err(Error::NotFound(id.to_string()));
+    }
+    Ok((dir, st))
+}
+
+/// True when `own` is given and `st` is not that container (another init, or the same pid
+/// reused).
+fn is_other(own: Option<&State>, st: &State) -> bool {
+    own.is_some_and(|o| (o.pid, o.init_start_time) != (st.pid, st.init_start_time))
+}
+
+/// Let a created container's init exec the user process (exec.fifo handshake).
+pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
+    start_which(root, id, None)
+}
+
+/// [`start`] of the container `created` made, for `run`: between its create and its start
+/// a `delete` and another `create` of the ID may get in; that container is not started.
+pub fn start_own(root: &StateRoot, created: &State) -> Result<Started> {
+    start_which(root, &created.id, Some(created))
+}
+
+fn start_which(root: &StateRoot, id: &str, own: Option<&State>) -> Result<Started> {
+    let (dir, st) = lock_state(root, id, own)?;
     let status = st.status(dir.path());
     if status != Status::Created {
         return Err(Error::FailedPrecondition(format!(
@@ -223,17 +250,36 @@ fn pids_in_namespace(ns: &std::path::Path) -> Vec<i32> {
 /// Crashes and races (`state`'s module doc): the dir is the one locked, checked in place;
 /// what a killed create or delete left is found through the records in it.
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+    delete_which(root, id, force, None)
+}
+
+/// [`delete`] of the container `created` made (for `run`, after its container exited or
+/// its start failed): nothing to do when that one is gone, whatever else has the ID now.
+pub fn delete_own(root: &StateRoot, created: &State, force: bool) -> Result<Vec<Error>> {
+    match delete_which(root, &created.id, force, Some(created)) {
+        Err(Error::NotFound(_)) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+fn delete_which(
+    root: &StateRoot,
+    id: &str,
+    force: bool,
+    own: Option<&State>,
+) -> Result<Vec<Error>> {
     root.remove_stale();
     let dir = match root.lock(id) {
         Err(Error::NotFound(_)) if force => return Ok(Vec::new()),
         other => other?,
     };
     let st = match dir.read() {
+        Ok(st) if is_other(own, &st) => return Err(Error::NotFound(id.to_string())),
         // A dir without state whose lock was free: left by a create that died (a live one
         // holds the lock until state.json is written), or by a delete killed while removing
         // it. Its cgroup, if it got one, is named in cgroup.json; its host mounts in
         // host-mounts.json; its init, if any, is in the cgroup.
-        Err(Error::NotFound(_)) if force => {
+        Err(Error::NotFound(_)) if force && own.is_none() => {
             if let Some(c) = cgroups::Record::load(dir.path()) {
                 c.destroy(cgroups::REMOVE_TIMEOUT)?;
             }

@@ -9,5 +9,7 @@ mod wait;
 
 pub use create::{create, Console, CreateOptions, Created};
 pub use exec::{exec, process_from_file, process_from_flags, ExecOptions, Execed, ProcessFlags};
-pub use lifecycle::{delete, kill, list, start, state, Started, STOP_MARKER};
+pub use lifecycle::{
+    delete, delete_own, kill, list, start, start_own, state, Started, STOP_MARKER,
+};
 pub use wait::{wait_foreground, ExitCode, Forwarder};
