@@ -382,6 +382,30 @@ pub struct Record {
     pub gave_up: Option<GiveUpRecord>,
     /// Why supervision ended, once it has (`stopped by the user`, `crash loop: ...`).
     pub end_reason: Option<String>,
+    /// A health check asked for a restart that has not happened yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced_restart: bool,
+    /// Stopped by its supervisor's shutdown: the next supervisor start runs it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shutdown: bool,
+    /// `harun supervise`: the service this container is a replica of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Its health check's state, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthRecord>,
+}
+
+/// A container's health as `inspect` shows it and a re-adopting supervisor resumes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthRecord {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    /// The last check's output (at most 4 KiB) and when it ended.
+    pub last_output: String,
+    pub last_at_ms: Option<u64>,
 }
 
 impl Record {
@@ -414,6 +438,10 @@ impl Record {
             stop_requested: false,
             gave_up: None,
             end_reason: None,
+            forced_restart: false,
+            shutdown: false,
+            service: None,
+            health: None,
         };
         record.capture(sup);
         record
@@ -431,6 +459,8 @@ impl Record {
         self.next_restart_at_ms = sup.next_restart_at.map(Timestamp::as_millis);
         self.stop_requested = sup.stop_requested;
         self.gave_up = sup.gave_up.map(GiveUpRecord::from);
+        self.forced_restart = sup.forced_restart;
+        self.shutdown = sup.shutdown;
     }
 
     /// The engine state back from the record.
@@ -451,6 +481,8 @@ impl Record {
             next_restart_at: self.next_restart_at_ms.map(ms),
             stop_requested: self.stop_requested,
             gave_up: self.gave_up.map(GiveUpReason::from),
+            forced_restart: self.forced_restart,
+            shutdown: self.shutdown,
         })
     }
 }
