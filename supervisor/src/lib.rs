@@ -17,13 +17,18 @@ use std::fmt;
 
 pub mod annotations;
 pub mod control;
+pub mod deps;
 pub mod detach;
 pub mod duration;
 pub mod events;
 pub mod follow;
+pub mod health;
 pub mod logs;
 pub mod persist;
 pub mod policy;
+pub mod rollout;
+pub mod service;
+pub mod timers;
 pub mod unit;
 pub mod watch;
 
