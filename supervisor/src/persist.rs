@@ -38,6 +38,9 @@ use crate::policy::{
 pub const SUPERVISE_DIR: &str = ".supervise";
 pub const RECORD_FILE: &str = "supervision.json";
 pub const STOP_REQUEST_FILE: &str = "stop-request";
+/// `ROOT/.supervise/.daemon`: the state of `harun supervise` (its lock, its control socket,
+/// its log); never a container's.
+pub const DAEMON_DIR: &str = ".daemon";
 
 /// One container's supervision dir, `ROOT/.supervise/ID`.
 #[derive(Debug, Clone)]
@@ -50,6 +53,11 @@ impl Store {
     /// `ROOT/.supervise/ID` (not checked for existence).
     pub fn at(root: &StateRoot, id: &str) -> Result<Store> {
         validate_id(id)?;
+        if id == DAEMON_DIR {
+            return Err(Error::InvalidArgument(format!(
+                "container ID `{id}` is reserved for harun's supervisor"
+            )));
+        }
         Ok(Store {
             id: id.to_string(),
             dir: root.path().join(SUPERVISE_DIR).join(id),
@@ -94,7 +102,7 @@ impl Store {
         };
         let mut ids: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|id| validate_id(id).is_ok())
+            .filter(|id| validate_id(id).is_ok() && id != DAEMON_DIR)
             .collect();
         ids.sort();
         ids
@@ -191,12 +199,16 @@ pub enum Mode {
     Foreground,
     /// By a detached supervisor process; the container stays (stopped) when it ends.
     Detached,
+    /// By `harun supervise`, as a replica of a service.
+    Service,
 }
 
 /// Where the supervision is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    /// Not started yet: it waits for the services it starts after.
+    Waiting,
     /// The container's process runs.
     Running,
     /// It was asked to stop (SIGTERM sent, SIGKILL after the grace time).
@@ -212,6 +224,7 @@ pub enum Phase {
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Waiting => "waiting",
             Phase::Running => "running",
             Phase::Stopping => "stopping",
             Phase::Restarting => "restarting",
