@@ -1,6 +1,7 @@
 //! One module per command; each is a thin layer over harun_runtime.
 
 mod create;
+pub mod ctl;
 pub mod events;
 pub mod exec;
 mod features;
@@ -15,6 +16,7 @@ mod simple;
 mod spec;
 pub mod stop;
 pub mod supervise;
+pub mod supervise_dir;
 pub mod update;
 
 use harun_runtime::state::StateRoot;
@@ -32,7 +34,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
     }
     if matches!(
         cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+        Command::Create(_) | Command::Run(_) | Command::Exec(_) | Command::Supervise(_)
     ) {
         // Before any process can enter a container (CVE-2019-5736); may re-exec harun.
         harun_runtime::exe_guard::ensure_readonly_exe()?;
@@ -62,6 +64,8 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Pause(args) => pause::run(&root, args),
         Command::Resume(args) => resume::run(&root, args),
         Command::Update(args) => update::run(&root, args),
+        Command::Supervise(args) => supervise_dir::run(&root, args),
+        Command::Ctl(args) => ctl::run(&root, args),
     }
 }
 
