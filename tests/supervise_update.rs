@@ -66,9 +66,9 @@ fn live(hb: &Path) -> Vec<(String, String)> {
             .ok()
             .and_then(|m| now.duration_since(m).ok())
             .is_some_and(|age| age < FRESH);
+        // An empty version: read between the writer's truncate and its write.
         let version = fs::read_to_string(e.path()).unwrap_or_default();
-        // An empty file: read between the writer's truncate and its write.
-        if young && !version.trim().is_empty() {
+        if young {
             out.push((
                 e.file_name().to_string_lossy().into_owned(),
                 version.trim().to_string(),
@@ -101,7 +101,7 @@ impl Probe {
                 } else {
                     down_since = None;
                 }
-                versions.extend(now.into_iter().map(|(_, v)| v));
+                versions.extend(now.into_iter().map(|(_, v)| v).filter(|v| !v.is_empty()));
                 sleep(Duration::from_millis(10));
             }
             (fewest, longest_gap, versions)
@@ -212,7 +212,11 @@ fn rolling_updates_roll_back_bad_bundles_and_never_leave_the_service_down() {
     }
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let versions: BTreeSet<String> = live(&hb).into_iter().map(|(_, v)| v).collect();
+        let versions: BTreeSet<String> = live(&hb)
+            .into_iter()
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
+            .collect();
         if versions == BTreeSet::from(["v2".to_string()]) {
             break;
         }
