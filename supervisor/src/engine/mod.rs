@@ -147,6 +147,9 @@ pub(crate) struct Ctx<'r> {
     notes: Vec<Note>,
     /// A read buffer for output and pipes.
     buf: Vec<u8>,
+    /// Something that allocates and frees a lot ran (a create, an exec): give the freed
+    /// memory back before sleeping.
+    allocated: bool,
 }
 
 impl Ctx<'_> {
@@ -250,6 +253,7 @@ impl<'r> Engine<'r> {
                 me: own_proc()?,
                 notes: Vec::new(),
                 buf: vec![0u8; 16 * 1024],
+                allocated: true,
             },
             services: BTreeMap::new(),
             replicas: BTreeMap::new(),
@@ -273,6 +277,9 @@ impl<'r> Engine<'r> {
             }
             let deadline = self.ctx.timers.next();
             self.ctx.reactor.arm_at(deadline)?;
+            if std::mem::take(&mut self.ctx.allocated) {
+                give_back_memory();
+            }
             for (token, writable) in self.ctx.reactor.wait(&mut events)? {
                 match token {
                     reactor::SIGNALS => {
@@ -450,6 +457,17 @@ impl<'r> Engine<'r> {
                 });
             }
         }
+    }
+}
+
+/// Returns the heap's free pages to the kernel. A create or an exec parses a whole config
+/// and frees it again; glibc keeps such memory for later, and a supervisor that sleeps
+/// for days would hold it all that time.
+fn give_back_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -232,6 +232,7 @@ impl Replica {
     /// nothing of the container is left, and the error is returned (the caller decides
     /// whether it is a failed restart or the user's error).
     pub fn launch(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+        ctx.allocated = true;
         ctx.timers.cancel(&Timer::Restart(self.id.clone()));
         match container::delete(ctx.root, &self.id, true) {
             Ok(_) | Err(Error::NotFound(_)) => {}
@@ -342,7 +343,7 @@ impl Replica {
         if add == Additions::default() {
             return Ok(v.bundle.clone());
         }
-        bundle::write(&self.store, &bundle::derive(&v.config, &v.bundle, &add))
+        bundle::write(&self.store, &bundle::derive(&v.parsed()?, &v.bundle, &add))
     }
 
     /// Something the user or the engine asks of the policy: a stop, a shutdown, a restart
@@ -614,6 +615,7 @@ impl Replica {
     }
 
     fn spawn_probe(&mut self, ctx: &mut Ctx<'_>, check: &health::Check) -> Result<Probe> {
+        ctx.allocated = true;
         let state = ctx.root.read(&self.id)?;
         let base = state.config.process().clone().unwrap_or_default();
         let process = container::process_from_flags(

@@ -287,7 +287,7 @@ impl Engine<'_> {
                     name,
                     version: service::Version {
                         bundle: record.bundle.clone(),
-                        config: serde_json::Value::Null,
+                        config: std::rc::Rc::from(&b"{}"[..]),
                         digest: 0,
                     },
                     behaviour: Behaviour::from_annotations(
@@ -367,11 +367,7 @@ impl<'r> RunOne<'r> {
         opts: Options,
     ) -> Result<RunOne<'r>> {
         let version = service::load_version(bundle)?;
-        let annotations = version
-            .config
-            .get("annotations")
-            .and_then(|a| serde_json::from_value(a.clone()).ok())
-            .unwrap_or_default();
+        let annotations = version.annotations();
         let mut behaviour = Behaviour::from_annotations(&annotations, flags)?;
         behaviour.replicas = 1;
         behaviour.after.clear();
