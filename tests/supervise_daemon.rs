@@ -397,3 +397,126 @@ fn a_notify_service_is_ready_when_it_says_so() {
     stop(supervisor);
     clean_up(&h, &[db, app]);
 }
+
+/// As PID 1 (of a pid namespace here, as of a minimal system): orphans handed to it are
+/// reaped, and SIGTERM stops every service, the dependent first, then it exits 0.
+#[test]
+fn as_pid_1_it_reaps_orphans_and_stops_everything_on_sigterm() {
+    let h = harun!();
+    let services = Services::new(&h);
+    let (db, app) = (h.id("db"), h.id("app"));
+    services.add(&h, &db, SERVE, &FAST);
+    // No pid namespace of its own: its background sleeps are orphaned to PID 1.
+    services
+        .add(
+            &h,
+            &app,
+            "sleep 0.1 & sleep 0.1 & exit 1",
+            &with(&FAST, &[("run.harun.after", &db)]),
+        )
+        .without_namespace("pid");
+    let init = h
+        .cmd(["supervise"])
+        .arg(&services.dir)
+        .wrap(["unshare", "--pid", "--fork", "--mount-proc"])
+        .timeout(Duration::from_secs(300))
+        .spawn();
+    wait_socket(&h);
+    let st = wait_for(&h, "app restarting", |s| {
+        containers(s)
+            .get(&app)
+            .is_some_and(|c| c["restarts"].as_u64() >= Some(5))
+    });
+    assert_eq!(st["pid"], 1, "not PID 1 of its namespace: {st:#}");
+    // The supervisor, seen from here: unshare's child.
+    let supervisor =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", init.pid(), init.pid()))
+            .expect("unshare's children")
+            .split_whitespace()
+            .next()
+            .expect("a child")
+            .parse::<i32>()
+            .unwrap();
+    // Orphans keep coming; none stays a zombie under it.
+    let zombies = || -> Vec<i32> {
+        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .filter(|&p| harun_integration::procs::stat(p).is_some_and(|(s, _)| s == 'Z'))
+            .collect()
+    };
+    let before = zombies();
+    sleep(Duration::from_millis(500));
+    let lasting: Vec<i32> = zombies()
+        .into_iter()
+        .filter(|p| before.contains(p))
+        .collect();
+    assert!(lasting.is_empty(), "zombies under PID 1: {lasting:?}");
+    kill(Pid::from_raw(supervisor), Signal::SIGTERM).unwrap();
+    let out = init.wait().ok();
+    assert!(
+        out.stderr
+            .contains(&format!("{db}: stopped: the supervisor shut down")),
+        "{out}"
+    );
+    clean_up(&h, &[db, app]);
+}
+
+/// A short soak (the long one is `integration/bench/supervise --soak 10m`): a container
+/// restarting every 50 ms for 10 s leaves the supervisor's fd count and memory flat.
+#[test]
+fn a_flapping_container_leaks_nothing() {
+    let h = harun!();
+    let services = Services::new(&h);
+    let flap = h.id("flap");
+    services.add(
+        &h,
+        &flap,
+        "exit 1",
+        &[
+            ("run.harun.restart", "always"),
+            ("run.harun.restart.delay", "50ms"),
+            ("run.harun.restart.max-delay", "50ms"),
+        ],
+    );
+    let supervisor = start(&h, &services);
+    let sample = || {
+        let text = h.exec(&["ctl", "metrics"]).ok().stdout;
+        let value = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        };
+        let restarts: u64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("harun_container_restarts_total")
+                    .map(|r| r.rsplit(' ').next().unwrap_or("0").parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        (
+            restarts,
+            value("harun_supervisor_open_fds "),
+            value("harun_supervisor_resident_bytes "),
+        )
+    };
+    sleep(Duration::from_secs(3)); // past the first allocations
+    let first = sample();
+    sleep(Duration::from_secs(10));
+    let last = sample();
+    println!("restarts, fds, RSS: {first:?} -> {last:?}");
+    assert!(
+        last.0 >= first.0 + 40,
+        "too few restarts: {first:?} -> {last:?}"
+    );
+    assert_eq!(last.1, first.1, "fd count changed");
+    assert!(
+        last.2 <= first.2 + 256 * 1024,
+        "RSS grew by {} KiB",
+        (last.2 - first.2) / 1024
+    );
+    stop(supervisor);
+    clean_up(&h, &[flap]);
+}
