@@ -313,7 +313,12 @@ fn the_control_socket_starts_stops_and_reports() {
         .arg(&services.dir)
         .run()
         .error(&["another `harun supervise`", "one per --root"]);
-    stop(supervisor);
+    // `ctl shutdown` returns once everything stopped and the root is free again.
+    let out = h.exec(&["ctl", "shutdown"]).ok();
+    assert_eq!(out.stdout, "stopped every service\n");
+    assert_eq!(h.state_of(&web0).status, "stopped");
+    assert!(!h.root().join(".supervise/.daemon").exists());
+    supervisor.wait().ok();
     h.exec(&["ctl", "status"]).error(&["no supervisor answers"]);
     clean_up(&h, &[web0, web1]);
 }

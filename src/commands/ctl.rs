@@ -42,6 +42,8 @@ pub enum CtlCommand {
     },
     /// Prometheus metrics of every container (up, restarts, health, cpu, memory)
     Metrics,
+    /// Stop every service (dependents first) and end the supervisor; waits until done
+    Shutdown,
 }
 
 pub fn run(root: &StateRoot, args: &CtlArgs) -> Result<i32> {
@@ -63,6 +65,7 @@ pub fn run(root: &StateRoot, args: &CtlArgs) -> Result<i32> {
             bundle: std::fs::canonicalize(bundle).map_err(Error::io("open bundle", bundle))?,
         },
         CtlCommand::Metrics => Request::Metrics,
+        CtlCommand::Shutdown => Request::Shutdown,
     };
     let response = ctl::call(&socket_path(root), &request)?;
     if !response.ok {

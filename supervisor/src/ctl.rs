@@ -54,6 +54,8 @@ pub enum Request {
     Update { service: String, bundle: PathBuf },
     /// Prometheus text.
     Metrics,
+    /// Stop every service (in reverse start order) and exit; answered once all stopped.
+    Shutdown,
 }
 
 /// The answer.

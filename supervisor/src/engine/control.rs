@@ -26,6 +26,8 @@ pub(crate) enum Waiter {
     Restart { conn: u64, service: String },
     /// The service's update finished.
     Update { conn: u64, service: String },
+    /// The shutdown's end (answered by the front end, as the engine ends).
+    Shutdown { conn: u64 },
     /// The reload's services are up or updated, the removed ones gone.
     Reload {
         conn: u64,
@@ -145,6 +147,10 @@ impl Engine<'_> {
                     self.waiters.push(Waiter::Restart { conn: cid, service });
                 }
             },
+            Request::Shutdown => {
+                self.shutting_down = true;
+                self.waiters.push(Waiter::Shutdown { conn: cid });
+            }
             Request::Reload => {
                 let reloaded = self.reload_now();
                 if !reloaded.response.ok
@@ -274,6 +280,7 @@ impl Engine<'_> {
 
     fn outcome(&mut self, w: &Waiter) -> Option<Next> {
         match w {
+            Waiter::Shutdown { .. } => None,
             Waiter::Stop { service, .. } => {
                 let all = self.replicas_of(service).all(|r| r.is_final());
                 all.then(|| Next::Answer(Response::ok(format!("{service}: stopped"))))
@@ -463,12 +470,13 @@ enum Next {
 }
 
 impl Waiter {
-    fn conn(&self) -> u64 {
+    pub(super) fn conn(&self) -> u64 {
         match self {
             Waiter::Stop { conn, .. }
             | Waiter::Start { conn, .. }
             | Waiter::Restart { conn, .. }
             | Waiter::Update { conn, .. }
+            | Waiter::Shutdown { conn }
             | Waiter::Reload { conn, .. } => *conn,
         }
     }

@@ -52,7 +52,7 @@ pub struct DaemonRecord {
 /// `harun supervise DIR`.
 pub struct Daemon<'r> {
     engine: Engine<'r>,
-    _lock: Flock<File>,
+    lock: Option<Flock<File>>,
 }
 
 impl<'r> Daemon<'r> {
@@ -100,34 +100,35 @@ impl<'r> Daemon<'r> {
         engine.retire_strays()?;
         Ok(Daemon {
             engine,
-            _lock: lock,
+            lock: Some(lock),
         })
     }
 
-    /// Serves until SIGTERM/SIGINT, then stops everything in reverse dependency order.
+    /// Serves until SIGTERM/SIGINT (or `harun ctl shutdown`), then stops everything in
+    /// reverse dependency order.
     pub fn run(mut self) -> Result<()> {
         let result = self.engine.run();
-        for w in std::mem::take(&mut self.engine.waiters) {
-            let conn = match w {
-                Waiter::Stop { conn, .. }
-                | Waiter::Start { conn, .. }
-                | Waiter::Restart { conn, .. }
-                | Waiter::Update { conn, .. }
-                | Waiter::Reload { conn, .. } => conn,
-            };
-            self.engine.answer(
-                conn,
-                crate::ctl::Response::error("the supervisor shut down"),
-            );
-        }
-        // Gone with us: the record, the socket (the listener), the lock (still held, so a
-        // supervisor starting now fails to take it, then finds none), the dir if empty.
+        // Gone with us: the record, the socket (the listener), the lock (unlinked while
+        // still held, so a supervisor starting meanwhile fails to take it), the dir if empty.
         let ddir = daemon_dir(self.engine.ctx.root);
-        self.engine.listener = None;
+        if let Some((listener, token)) = self.engine.listener.take() {
+            self.engine
+                .ctx
+                .unwatch(std::os::fd::AsFd::as_fd(&listener), token);
+        }
         let _ = fs::remove_file(ddir.join("daemon.json"));
         let _ = fs::remove_file(ddir.join("lock"));
+        drop(self.lock.take());
         if fs::remove_dir(&ddir).is_ok() {
             let _ = ddir.parent().map(fs::remove_dir);
+        }
+        // Last: a `ctl shutdown` that returns finds the root free for the next supervisor.
+        for w in std::mem::take(&mut self.engine.waiters) {
+            let response = match w {
+                Waiter::Shutdown { .. } => crate::ctl::Response::ok("stopped every service"),
+                _ => crate::ctl::Response::error("the supervisor shut down"),
+            };
+            self.engine.answer(w.conn(), response);
         }
         result
     }
