@@ -19,6 +19,7 @@ use harun_runtime::container::{
 };
 use harun_runtime::pidfd::PidFd;
 use harun_runtime::rootfs::overlay;
+use harun_runtime::state::Status;
 use harun_runtime::{Error, Result};
 use nix::fcntl::OFlag;
 
@@ -593,7 +594,20 @@ impl Replica {
         let Some(check) = self.service.behaviour.health.clone() else {
             return;
         };
-        if self.init.is_none() || self.probe.is_some() {
+        // Only a running container is checked: not one being stopped, nor a frozen one
+        // (`harun pause`), whose check could only time out.
+        if self.init.is_none() || self.probe.is_some() || self.record.phase != Phase::Running {
+            return;
+        }
+        let paused = ctx
+            .root
+            .read(&self.id)
+            .is_ok_and(|st| st.status(&ctx.root.dir(&self.id)) == Status::Paused);
+        if paused {
+            ctx.timers.set(
+                Timer::Probe(self.id.clone()),
+                ctx.mono() + millis(check.interval),
+            );
             return;
         }
         match self.spawn_probe(ctx, &check) {
