@@ -101,6 +101,8 @@ pub struct Replica {
     /// We sent the SIGKILL (through the runtime, which leaves its stop marker): the exit
     /// is ours to judge, not a user's `harun kill`.
     killing: bool,
+    /// The bundle it is created from, once known.
+    bundle: Option<std::path::PathBuf>,
 }
 
 impl Replica {
@@ -154,6 +156,7 @@ impl Replica {
             remove_store: false,
             deleted: false,
             killing: false,
+            bundle: None,
         };
         r.pump_output(ctx);
         Ok(r)
@@ -326,7 +329,11 @@ impl Replica {
     }
 
     /// The bundle to create from: the service's own, or a copy with additions.
-    fn bundle_dir(&self, ctx: &Ctx<'_>) -> Result<std::path::PathBuf> {
+    /// Written at the first launch of this replica; every restart reuses it.
+    fn bundle_dir(&mut self, ctx: &Ctx<'_>) -> Result<std::path::PathBuf> {
+        if let Some(dir) = &self.bundle {
+            return Ok(dir.clone());
+        }
         let v = &self.service.version;
         let notify_dir = match self.notify {
             Some(_) => Some(NotifySocket::dir(&self.store)?),
@@ -341,10 +348,13 @@ impl Replica {
                 .push(("HARUN_SERVICE".into(), self.service.name.clone()));
             add.env.push(("HARUN_CONTAINER".into(), self.id.clone()));
         }
-        if add == Additions::default() {
-            return Ok(v.bundle.clone());
-        }
-        bundle::write(&self.store, &bundle::derive(&v.parsed()?, &v.bundle, &add))
+        let dir = if add == Additions::default() {
+            v.bundle.clone()
+        } else {
+            bundle::write(&self.store, &bundle::derive(&v.parsed()?, &v.bundle, &add))?
+        };
+        self.bundle = Some(dir.clone());
+        Ok(dir)
     }
 
     /// Something the user or the engine asks of the policy: a stop, a shutdown, a restart
