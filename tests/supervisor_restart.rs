@@ -339,7 +339,12 @@ fn a_health_check_works_under_run_too() {
         .set("/annotations/run.harun.health.interval", "200ms")
         .set("/annotations/run.harun.health.retries", "1");
     let id = h.id("runhealth");
-    run_detached(&h, &id, &b, &["--restart", "on-failure", "--restart-delay", "10ms"]);
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &["--restart", "on-failure", "--restart-delay", "10ms"],
+    );
     wait_events(&h, &id, "healthy", |ev| {
         ev.iter()
             .any(|e| e["event"] == "health" && e["health"] == "healthy")
