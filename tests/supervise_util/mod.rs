@@ -36,8 +36,20 @@ impl Services {
         Services { dir }
     }
 
-    /// Adds service `name` running `script` with `annotations`; a writable rootfs.
+    /// Adds service `name` running `script` with `annotations`; a writable rootfs. Its
+    /// containers are remembered: a failing test's clean-up deletes them (the supervisor,
+    /// a `Running`, is killed first as the test unwinds).
     pub fn add(&self, h: &Harun, name: &str, script: &str, annotations: &[(&str, &str)]) -> Bundle {
+        let replicas: u32 = annotations
+            .iter()
+            .find(|(k, _)| *k == "run.harun.replicas")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1);
+        h.remember_id(name);
+        h.remember_id(&format!("{name}-next"));
+        for i in 0..replicas.min(100) {
+            h.remember_id(&format!("{name}-{i}"));
+        }
         let mut b = h.bundle_at(&self.dir.join(name));
         b.sh(script).set("/root/readonly", false);
         for (k, v) in annotations {
