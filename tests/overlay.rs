@@ -493,11 +493,11 @@ fn bad_inputs_fail_cleanly_and_leave_nothing() {
         ),
         (
             vec!["--upper".into(), "tmpfs:12q".into()],
-            vec!["--upper", "bad tmpfs size `12q`"],
+            vec!["--upper: tmpfs size: invalid size `12q`: unknown unit `q`"],
         ),
         (
             vec!["--upper".into(), "tmpfs:0".into()],
-            vec!["bad tmpfs size"],
+            vec!["--upper: tmpfs size: invalid size `0`: must be at least 1 byte"],
         ),
         (
             vec!["--upper".into(), format!("{missing}/x")],
@@ -535,7 +535,7 @@ fn bad_inputs_fail_cleanly_and_leave_nothing() {
         (
             "run.harun.overlay.upper",
             "tmpfs:lots".into(),
-            &["run.harun.overlay.upper", "bad tmpfs size"],
+            &["run.harun.overlay.upper", "tmpfs size: invalid size `lots`"],
         ),
         (
             "run.harun.overlay.uper",

@@ -47,14 +47,14 @@ pub struct SuperviseArgs {
 impl SuperviseArgs {
     /// The flags given, parsed; errors name the flag.
     fn overrides(&self) -> harun_supervisor::Result<Overrides> {
-        fn flag<T>(
+        fn flag<T, E: Into<harun_supervisor::Error>>(
             value: &Option<String>,
             name: &str,
-            parse: impl Fn(&str) -> harun_supervisor::Result<T>,
+            parse: impl Fn(&str) -> std::result::Result<T, E>,
         ) -> harun_supervisor::Result<Option<T>> {
             value
                 .as_deref()
-                .map(|v| parse(v).map_err(|e| e.with_origin(name)))
+                .map(|v| parse(v).map_err(|e| e.into().with_origin(name)))
                 .transpose()
         }
         Ok(Overrides {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::duration::parse_duration;
+use crate::parse_duration;
 use crate::policy::{Backoff, CrashLoop, RestartPolicy, Settings};
 use crate::{Error, Result};
 
@@ -100,14 +100,14 @@ pub fn resolve(annotations: &HashMap<String, String>, flags: Overrides) -> Resul
 }
 
 /// The annotation `key` parsed by `parse`, if present; errors name the key.
-fn value<T>(
+fn value<T, E: Into<Error>>(
     annotations: &HashMap<String, String>,
     key: &str,
-    parse: impl Fn(&str) -> Result<T>,
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
 ) -> Result<Option<T>> {
     annotations
         .get(key)
-        .map(|value| parse(value).map_err(|e| in_annotation(e, key)))
+        .map(|value| parse(value).map_err(|e| in_annotation(e.into(), key)))
         .transpose()
 }
 
@@ -267,7 +267,7 @@ mod tests {
                 "-1m",
                 "negative durations are not allowed",
             ),
-            (RESTART_RESET_AFTER, "10", "missing unit after `10`"),
+            (RESTART_RESET_AFTER, "10.5", "fractions are not supported"),
             (
                 RESTART_LIMIT,
                 "5",

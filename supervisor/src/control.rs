@@ -121,7 +121,7 @@ fn stop_supervised(
     let grace = timeout
         .or_else(|| {
             let r = s.record.as_ref()?;
-            crate::duration::parse_duration(&r.settings.stop_timeout).ok()
+            crate::parse_duration(&r.settings.stop_timeout).ok()
         })
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     if !supervisor.wait_exit(grace + STOP_MARGIN)? {

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use harun_runtime::{time, Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::duration::format_duration;
+use crate::format_duration;
 use crate::persist::{millis, split_status, Store};
 use crate::policy::ExitStatus;
 

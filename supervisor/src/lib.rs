@@ -4,7 +4,6 @@
 //! event and the current time, and returns what to do. No I/O, no clock reads; the
 //! watching loop (pidfd + epoll) feeds it events and carries out its decisions.
 //!
-//! - [`duration`]: `100ms`, `10s`, `1m30s` in flags and annotations, parsed and formatted.
 //! - [`policy`]: restart policies, backoff, crash-loop limit, and the decision engine.
 //! - [`annotations`]: the `run.harun.restart*` bundle annotations, with CLI flags on top.
 //! - [`unit`]: one supervised container: start, watch, restart, stop ([`watch`]: the
@@ -18,7 +17,6 @@ use std::fmt;
 pub mod annotations;
 pub mod control;
 pub mod detach;
-pub mod duration;
 pub mod events;
 pub mod follow;
 pub mod logs;
@@ -28,7 +26,8 @@ pub mod unit;
 pub mod watch;
 
 pub use annotations::Overrides;
-pub use duration::{format_duration, parse_duration};
+/// Durations as every harun flag and annotation takes them (`harun_runtime::units`).
+pub use harun_runtime::units::{format_duration, parse_duration};
 pub use policy::{
     Backoff, CrashLoop, Decision, Event, ExitStatus, GiveUpReason, RestartPolicy, Settings,
     StopReason, Supervision, Timestamp,
@@ -85,6 +84,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A duration or size that does not follow harun's grammar.
+impl From<harun_runtime::units::Invalid> for Error {
+    fn from(e: harun_runtime::units::Invalid) -> Self {
+        Error::new(e.to_string())
+    }
+}
 
 /// Bad supervisor input is invalid input for the runtime's error type (the CLI's).
 impl From<Error> for harun_runtime::Error {

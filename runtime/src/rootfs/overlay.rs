@@ -275,12 +275,13 @@ pub fn parse_upper(spec: &str) -> std::result::Result<UpperSpec, String> {
         return Ok(UpperSpec::Tmpfs { size: None });
     }
     if let Some(size) = spec.strip_prefix("tmpfs:") {
-        return match parse_size(size) {
-            Some(n) => Ok(UpperSpec::Tmpfs { size: Some(n) }),
-            None => Err(format!(
-                "bad tmpfs size `{size}`: want a positive number of bytes with an optional \
-                 k, m, g or t suffix, e.g. `tmpfs:64m`"
+        return match crate::units::parse_size(size) {
+            Ok(0) => Err(format!(
+                "tmpfs size: {}",
+                crate::units::Invalid::new("size", size, "must be at least 1 byte")
             )),
+            Ok(n) => Ok(UpperSpec::Tmpfs { size: Some(n) }),
+            Err(e) => Err(format!("tmpfs size: {e}")),
         };
     }
     let path = Path::new(spec);
@@ -293,22 +294,6 @@ pub fn parse_upper(spec: &str) -> std::result::Result<UpperSpec, String> {
         return Err(format!("`{spec}`: must not be `/` or contain `..`"));
     }
     Ok(UpperSpec::Dir(path.to_path_buf()))
-}
-
-/// Bytes from `N`, `Nk`, `Nm`, `Ng`, `Nt` (powers of 1024, either case); `None` if bad or 0.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let (digits, shift) = match s.as_bytes().last()?.to_ascii_lowercase() {
-        b'k' => (&s[..s.len() - 1], 10),
-        b'm' => (&s[..s.len() - 1], 20),
-        b'g' => (&s[..s.len() - 1], 30),
-        b't' => (&s[..s.len() - 1], 40),
-        _ => (s, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    n.checked_mul(1u64 << shift).filter(|&b| b > 0)
 }
 
 fn has_dot_dot(p: &Path) -> bool {
@@ -564,33 +549,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        let cases: &[(&str, Option<u64>)] = &[
-            ("1", Some(1)),
-            ("4096", Some(4096)),
-            ("64k", Some(64 << 10)),
-            ("64m", Some(64 << 20)),
-            ("64M", Some(64 << 20)),
-            ("2g", Some(2 << 30)),
-            ("1T", Some(1 << 40)),
-            ("0", None),
-            ("0m", None),
-            ("", None),
-            ("m", None),
-            ("12q", None),
-            ("-1m", None),
-            ("1.5m", None),
-            ("64mb", None),
-            (" 64m", None),
-            ("99999999999999999999", None),
-            ("17179869184t", None), // overflows u64
-        ];
-        for (text, want) in cases {
-            assert_eq!(parse_size(text), *want, "{text:?}");
-        }
-    }
-
-    #[test]
     fn upper_specs() {
         let ok: &[(&str, UpperSpec)] = &[
             ("tmpfs", UpperSpec::Tmpfs { size: None }),
@@ -600,6 +558,12 @@ mod tests {
                     size: Some(64 << 20),
                 },
             ),
+            (
+                "tmpfs:1gb",
+                UpperSpec::Tmpfs {
+                    size: Some(1 << 30),
+                },
+            ),
             ("/var/lib/x", UpperSpec::Dir("/var/lib/x".into())),
             ("/data/", UpperSpec::Dir("/data/".into())),
         ];
@@ -607,9 +571,18 @@ mod tests {
             assert_eq!(parse_upper(text).as_ref(), Ok(want), "{text:?}");
         }
         let bad: &[(&str, &str)] = &[
-            ("tmpfs:", "bad tmpfs size ``"),
-            ("tmpfs:12q", "bad tmpfs size `12q`"),
-            ("tmpfs:0", "bad tmpfs size `0`"),
+            (
+                "tmpfs:",
+                "tmpfs size: invalid size ``: expected a number of bytes",
+            ),
+            (
+                "tmpfs:12q",
+                "tmpfs size: invalid size `12q`: unknown unit `q`",
+            ),
+            (
+                "tmpfs:0",
+                "tmpfs size: invalid size `0`: must be at least 1 byte",
+            ),
             ("relative/dir", "absolute directory"),
             ("", "absolute directory"),
             ("TMPFS", "absolute directory"),
