@@ -50,8 +50,9 @@ pub enum Error {
     #[error("{0}: not supported by harun")]
     Unsupported(String),
 
-    /// A file operation on a path failed: "open `/run/harun/x/state.json`: No such file ...".
-    #[error("{op} `{path}`: {source}")]
+    /// A file operation on a path failed: "open `/run/harun/x/state.json`: ENOENT: No such
+    /// file or directory".
+    #[error("{op} `{path}`: {}", Cause(source))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -68,6 +69,11 @@ pub enum Error {
     #[error("in the container: {0}")]
     Init(String),
 
+    /// `source`, with what it concerns in front: "--upper: create directory `/proc/up`:
+    /// ENOENT: No such file or directory". Kind and errno are the source's.
+    #[error("{what}: {source}")]
+    Context { what: String, source: Box<Error> },
+
     /// A hook failed: "createRuntime hook #0 `/bin/false`: exited with status 1".
     #[error("{stage} hook #{index} `{path}`: {reason}")]
     Hook {
@@ -76,6 +82,21 @@ pub enum Error {
         path: PathBuf,
         reason: String,
     },
+}
+
+/// An I/O error shown the way harun shows every errno, nix's "ENOENT: No such file or
+/// directory" (std's own is "No such file or directory (os error 2)"): one style in every
+/// message, whichever API failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Cause<'a>(pub &'a io::Error);
+
+impl std::fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.raw_os_error() {
+            Some(n) => write!(f, "{}", Errno::from_raw(n)),
+            None => write!(f, "{}", self.0),
+        }
+    }
 }
 
 impl Error {
@@ -89,6 +110,7 @@ impl Error {
             Error::Io { .. } | Error::Sys { .. } | Error::Init(_) | Error::Hook { .. } => {
                 ErrorKind::System
             }
+            Error::Context { source, .. } => source.kind(),
         }
     }
 
@@ -97,6 +119,7 @@ impl Error {
         match self {
             Error::Sys { errno, .. } => Some(*errno),
             Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            Error::Context { source, .. } => source.errno(),
             _ => None,
         }
     }
@@ -106,6 +129,14 @@ impl Error {
         Error::InvalidSpec {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// This error with what it concerns in front (the flag or field the user gave).
+    pub fn context(self, what: impl Into<String>) -> Self {
+        Error::Context {
+            what: what.into(),
+            source: Box::new(self),
         }
     }
 
@@ -129,15 +160,25 @@ mod tests {
     #[test]
     fn messages_name_operation_object_and_cause() {
         let e = Error::io("open", "/x/config.json")(io::Error::from_raw_os_error(libc::ENOENT));
-        assert!(e
-            .to_string()
-            .starts_with("open `/x/config.json`: No such file"));
+        assert_eq!(
+            e.to_string(),
+            "open `/x/config.json`: ENOENT: No such file or directory"
+        );
         assert_eq!(e.errno(), Some(Errno::ENOENT));
         assert_eq!(e.kind(), ErrorKind::System);
         let e = Error::sys("mount `/proc`")(Errno::EPERM);
         assert_eq!(
             e.to_string(),
             "mount `/proc`: EPERM: Operation not permitted"
+        );
+        let e = Error::sys("mkdir `/proc/up`")(Errno::ENOENT).context("--upper");
+        assert_eq!(
+            e.to_string(),
+            "--upper: mkdir `/proc/up`: ENOENT: No such file or directory"
+        );
+        assert_eq!(
+            (e.kind(), e.errno()),
+            (ErrorKind::System, Some(Errno::ENOENT))
         );
         let e = Error::spec("process.args", "must not be empty");
         assert_eq!(e.to_string(), "process.args: must not be empty");

@@ -231,7 +231,7 @@ fn run_one(
 fn spawn(hook: &Hook) -> std::result::Result<Spawned, String> {
     let mut child = command(hook)?
         .spawn()
-        .map_err(|e| format!("cannot execute: {e}"))?;
+        .map_err(|e| format!("cannot execute: {}", crate::error::Cause(&e)))?;
     let stdin = child.stdin.take().map(OwnedFd::from);
     let started = pidfd_open(child.id()).map_err(|e| format!("pidfd_open: {e}"));
     match (started, stdin) {
@@ -781,7 +781,7 @@ mod tests {
         assert_eq!(index, 0);
         assert_eq!(path, PathBuf::from("/nonexistent/hook"));
         assert!(
-            reason.starts_with("cannot execute: No such file"),
+            reason.starts_with("cannot execute: ENOENT: No such file"),
             "{reason}"
         );
     }

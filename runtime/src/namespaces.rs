@@ -127,7 +127,10 @@ fn open_join(typ: LinuxNamespaceType, path: &Path, field: &str) -> Result<Join> 
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| Error::spec(&field, format!("open `{}`: {e}", path.display())))?;
+        .map_err(|e| {
+            let why = format!("open `{}`: {}", path.display(), crate::error::Cause(&e));
+            Error::spec(&field, why)
+        })?;
     let fd: OwnedFd = file.into();
     // SAFETY: NS_GET_NSTYPE takes no argument and returns the CLONE_NEW* type of the
     // namespace the fd refers to, or fails with ENOTTY for any other file.

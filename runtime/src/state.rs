@@ -429,9 +429,13 @@ pub fn replace_file(path: &Path, data: &[u8], durability: Durability) -> Result<
     renamed
 }
 
-/// Write a file atomically without fsync, e.g. the `--pid-file`.
+/// Write a file atomically without fsync, e.g. the `--pid-file`. Errors name `path`, not
+/// the temp file beside it: that is the file the caller asked for.
 pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    replace_file(path, data, Durability::Atomic)
+    replace_file(path, data, Durability::Atomic).map_err(|e| match e {
+        Error::Io { source, .. } => Error::io("write", path)(source),
+        other => other,
+    })
 }
 
 #[cfg(test)]

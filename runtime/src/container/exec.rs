@@ -106,7 +106,12 @@ pub fn process_from_flags(base: &Process, f: &ProcessFlags) -> Result<Process> {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &f.caps {
             let cap: Capability = serde_json::from_value(serde_json::Value::from(name.as_str()))
-                .map_err(|e| Error::InvalidArgument(format!("--cap `{name}`: {e}")))?;
+                .map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "--cap `{name}`: unknown capability (names as in capabilities(7), \
+                         e.g. CAP_NET_ADMIN)"
+                    ))
+                })?;
             let add = |set: &Option<std::collections::HashSet<Capability>>| {
                 let mut s = set.clone().unwrap_or_default();
                 s.insert(cap);

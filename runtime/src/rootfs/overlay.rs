@@ -86,6 +86,8 @@ pub struct Plan {
     /// Read-only layers, bottom first: the bundle rootfs, then the extra layers (canonical).
     pub lowers: Vec<PathBuf>,
     pub upper: Upper,
+    /// Where a named upper came from (`--upper` or its annotation), for errors.
+    pub upper_origin: Option<String>,
 }
 
 impl Upper {
@@ -118,8 +120,12 @@ pub fn plan(bundle: &Bundle, req: &Request<'_>, state_dir: &Path) -> Result<Opti
         ));
     }
     let lowers = lowers(bundle, req, ann.layers)?;
-    let upper = upper(req, ann.upper, state_dir, &lowers)?;
-    Ok(Some(Plan { lowers, upper }))
+    let (upper, upper_origin) = upper(req, ann.upper, state_dir, &lowers)?;
+    Ok(Some(Plan {
+        lowers,
+        upper,
+        upper_origin,
+    }))
 }
 
 /// The lower layers, bottom first: root.path, then the flags' layers or else the
@@ -167,19 +173,21 @@ fn lowers(
     Ok(lowers)
 }
 
-/// Where the upper goes: the flag's SPEC, else the annotation's, else the state dir.
+/// Where the upper goes: the flag's SPEC, else the annotation's, else the state dir; with
+/// the flag or annotation it came from.
 fn upper(
     req: &Request<'_>,
     ann_upper: Option<String>,
     state_dir: &Path,
     lowers: &[PathBuf],
-) -> Result<Upper> {
+) -> Result<(Upper, Option<String>)> {
     let upper_spec = match (req.upper, ann_upper) {
         (Some(s), _) => Some(("--upper".to_string(), s.to_string())),
         (None, Some(s)) => Some((format!("annotations[\"{ANNOTATION_UPPER}\"]"), s)),
         (None, None) => None,
     };
-    Ok(match upper_spec {
+    let origin = upper_spec.as_ref().map(|(field, _)| field.clone());
+    let upper = match upper_spec {
         None => {
             let dir = state_dir.join("overlay");
             let what = format!("the ephemeral upper `{}` (in the state dir)", dir.display());
@@ -205,7 +213,8 @@ fn upper(
                 Upper::Persistent(dir)
             }
         },
-    })
+    };
+    Ok((upper, origin))
 }
 
 /// The overlay annotations of a bundle.
@@ -331,7 +340,8 @@ fn check_upper_dir(
     dir: &Path,
     lowers: &[PathBuf],
 ) -> std::result::Result<PathBuf, String> {
-    let (existing, rest) = existing_prefix(dir).map_err(|e| format!("{what}: {e}"))?;
+    let (existing, rest) =
+        existing_prefix(dir).map_err(|e| format!("{what}: {}", crate::error::Cause(&e)))?;
     // (join("") would add a trailing slash)
     let canonical = if rest.as_os_str().is_empty() {
         existing.clone()
@@ -371,7 +381,7 @@ fn check_existing_children(dir: &Path) -> std::result::Result<(), String> {
             Ok(m) if m.is_dir() => devices.push(m.dev()),
             Ok(_) => return Err(format!("`{}` exists and is not a directory", p.display())),
             Err(e) if e.kind() == IoKind::NotFound => {}
-            Err(e) => return Err(format!("`{}`: {e}", p.display())),
+            Err(e) => return Err(format!("`{}`: {}", p.display(), crate::error::Cause(&e))),
         }
     }
     if let [_, upper, work] = devices[..] {
@@ -499,6 +509,13 @@ impl Plan {
     /// persistent upper (existing ones are reused). A new `upper/` gets the mode and owner
     /// of the topmost lower's root, as the merged root shows them. Nothing for tmpfs.
     pub fn make_dirs(&self) -> Result<MadeDirs> {
+        self.make_host_dirs().map_err(|e| match &self.upper_origin {
+            Some(origin) => e.context(origin.clone()),
+            None => e,
+        })
+    }
+
+    fn make_host_dirs(&self) -> Result<MadeDirs> {
         let mut made = MadeDirs {
             created: Vec::new(),
             owner: None,

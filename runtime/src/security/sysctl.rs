@@ -46,7 +46,11 @@ impl NewNamespaces {
                             |e| match e {
                                 Error::Io { source, .. } => Error::spec(
                                     format!("linux.namespaces[{i}].path"),
-                                    format!("stat `{}`: {source}", path.display()),
+                                    format!(
+                                        "stat `{}`: {}",
+                                        path.display(),
+                                        crate::error::Cause(&source)
+                                    ),
                                 ),
                                 other => other,
                             },

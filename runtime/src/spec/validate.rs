@@ -72,8 +72,10 @@ fn root(spec: &Spec, bundle_dir: &Path) -> Result<PathBuf> {
         ));
     }
     let joined = bundle_dir.join(path);
-    let canon = std::fs::canonicalize(&joined)
-        .map_err(|e| Error::spec("root.path", format!("`{}`: {e}", joined.display())))?;
+    let canon = std::fs::canonicalize(&joined).map_err(|e| {
+        let why = format!("`{}`: {}", joined.display(), crate::error::Cause(&e));
+        Error::spec("root.path", why)
+    })?;
     if !canon.is_dir() {
         return Err(Error::spec(
             "root.path",

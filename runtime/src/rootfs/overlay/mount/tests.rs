@@ -144,6 +144,7 @@ fn child_in_private_mount_ns() {
         upper: Upper::Tmpfs {
             size: Some(1 << 20),
         },
+        upper_origin: None,
     };
     mount(&plan, &rootfs).unwrap();
     assert_eq!(read(&rootfs.join("a")), "l2", "the topmost layer wins");
