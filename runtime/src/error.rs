@@ -60,6 +60,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A file harun wrote itself does not parse: "state `/run/harun/x/state.json` is
+    /// corrupt: expected value at line 1 column 1".
+    #[error("{what} `{path}` is corrupt: {reason}")]
+    Corrupt {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+
     /// A system call failed; `what` names the call and its object: "mount `/proc`".
     #[error("{what}: {errno}")]
     Sys { what: String, errno: Errno },
@@ -107,9 +116,11 @@ impl Error {
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
             Error::Unsupported(_) => ErrorKind::Unsupported,
-            Error::Io { .. } | Error::Sys { .. } | Error::Init(_) | Error::Hook { .. } => {
-                ErrorKind::System
-            }
+            Error::Io { .. }
+            | Error::Sys { .. }
+            | Error::Init(_)
+            | Error::Hook { .. }
+            | Error::Corrupt { .. } => ErrorKind::System,
             Error::Context { source, .. } => source.kind(),
         }
     }

@@ -316,8 +316,11 @@ fn read_state(dir: &Path, id: &str) -> Result<State> {
         Err(e) if e.kind() == IoKind::NotFound => return Err(Error::NotFound(id.to_string())),
         Err(e) => return Err(Error::io("read", &path)(e)),
     };
-    serde_json::from_slice(&text)
-        .map_err(|e| Error::spec(path.display().to_string(), e.to_string()))
+    serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
+        what: "state",
+        path,
+        reason: e.to_string(),
+    })
 }
 
 fn open_dir(path: &Path) -> std::io::Result<File> {

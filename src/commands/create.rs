@@ -15,11 +15,14 @@ pub fn run(root: &StateRoot, args: &CreateArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The bundle flag, or the current directory as runc does.
+/// The bundle flag, or the current directory as runc does; absolute (it is recorded, and
+/// `list` shows it).
 pub fn bundle_or_cwd(bundle: Option<&Path>) -> Result<PathBuf> {
+    let cwd = || std::env::current_dir().map_err(Error::io("get current directory", "."));
     match bundle {
-        Some(b) => Ok(b.to_path_buf()),
-        None => std::env::current_dir().map_err(Error::io("get current directory", ".")),
+        Some(b) if b.is_absolute() => Ok(b.to_path_buf()),
+        Some(b) => Ok(cwd()?.join(b)),
+        None => cwd(),
     }
 }
 

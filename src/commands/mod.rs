@@ -52,7 +52,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Delete { force, id } => simple::delete(&root, id, *force, log),
         Command::Run(args) => run::run(&root, args, log),
         Command::Exec(args) => exec::run(&root, args),
-        Command::List { format, quiet } => list::run(&root, *format, *quiet),
+        Command::List { format, quiet } => list::run(&root, *format, *quiet, log),
         Command::Stop(args) => stop::run(&root, args),
         Command::Inspect { id } => inspect::run(&root, id),
         Command::Logs(args) => logs::run(&root, args),

@@ -43,15 +43,15 @@ pub fn state(root: &StateRoot, id: &str) -> Result<serde_json::Value> {
     Ok(st.to_oci(st.status(&root.dir(id))))
 }
 
-/// Every container's OCI state, sorted by ID. Dirs of containers still being created (no
-/// state file yet) are skipped.
-pub fn list(root: &StateRoot) -> Result<Vec<serde_json::Value>> {
+/// Every container's ID and OCI state, sorted by ID. Dirs of containers still being
+/// created (no state file yet) are skipped; a container whose state cannot be read (a
+/// corrupt state.json) comes with that error instead, and does not hide the others.
+pub fn list(root: &StateRoot) -> Result<Vec<(String, Result<serde_json::Value>)>> {
     let mut out = Vec::new();
     for id in root.ids()? {
         match state(root, &id) {
-            Ok(v) => out.push(v),
             Err(Error::NotFound(_)) => {}
-            Err(e) => return Err(e),
+            listed => out.push((id, listed)),
         }
     }
     Ok(out)
@@ -277,15 +277,18 @@ fn delete_which(
         Ok(st) if is_other(own, &st) => return Err(Error::NotFound(id.to_string())),
         // A dir without state whose lock was free: left by a create that died (a live one
         // holds the lock until state.json is written), or by a delete killed while removing
-        // it. Its cgroup, if it got one, is named in cgroup.json; its host mounts in
-        // host-mounts.json; its init, if any, is in the cgroup.
-        Err(Error::NotFound(_)) if force && own.is_none() => {
+        // it; or a dir whose state.json is corrupt. Its cgroup, if it got one, is named in
+        // cgroup.json; its host mounts in host-mounts.json; its init, if any, is in the cgroup.
+        Err(Error::NotFound(_) | Error::Corrupt { .. }) if force && own.is_none() => {
             if let Some(c) = cgroups::Record::load(dir.path()) {
                 c.destroy(cgroups::REMOVE_TIMEOUT)?;
             }
             host::remove(dir.path())?;
             dir.remove()?;
             return Ok(Vec::new());
+        }
+        Err(e @ Error::Corrupt { .. }) => {
+            return Err(e.context(format!("cannot delete container `{id}` without --force")))
         }
         other => other?,
     };

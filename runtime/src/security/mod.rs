@@ -9,6 +9,7 @@
 
 pub mod capabilities;
 pub mod lsm;
+pub mod passwd;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sysctl;
