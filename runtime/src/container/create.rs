@@ -58,8 +58,15 @@ pub struct Created {
 
 pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
     state::validate_id(opts.id)?;
-    let bundle = spec::load(opts.bundle)?;
+    let mut bundle = spec::load(opts.bundle)?;
     let overlay = overlay::plan(&bundle, &opts.overlay, &root.dir(opts.id))?;
+    if let Some(plan) = &overlay {
+        // The overlay keeps the bundle's rootfs pristine; `root.readonly` (on in every
+        // default spec) would only make the upper useless. README: "Overlay rootfs".
+        let mut r = bundle.spec.root().clone().unwrap_or_default();
+        r.set_readonly(Some(plan.readonly));
+        bundle.spec.set_root(Some(r));
+    }
     let own_mount_ns = host::has_mount_namespace(&bundle.spec);
     if overlay.is_some() && !own_mount_ns {
         return Err(Error::InvalidArgument(

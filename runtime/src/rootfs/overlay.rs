@@ -45,6 +45,10 @@ pub const ANNOTATION: &str = "run.harun.overlay";
 pub const ANNOTATION_LAYERS: &str = "run.harun.overlay.layers";
 /// `tmpfs`, `tmpfs:SIZE` or an absolute directory (persistent upper).
 pub const ANNOTATION_UPPER: &str = "run.harun.overlay.upper";
+/// `true` or `false` (the default): a read-only merged root. `root.readonly` does not apply
+/// to an overlay root: the bundle's rootfs is never written anyway, and every default
+/// spec sets it, which would leave the upper useless.
+pub const ANNOTATION_READONLY: &str = "run.harun.overlay.readonly";
 
 /// The kernel's limit on lower layers (OVL_MAX_STACK, fs/overlayfs/params.h).
 pub const MAX_LOWERS: usize = 500;
@@ -88,6 +92,8 @@ pub struct Plan {
     pub upper: Upper,
     /// Where a named upper came from (`--upper` or its annotation), for errors.
     pub upper_origin: Option<String>,
+    /// The merged root is read-only ([`ANNOTATION_READONLY`]).
+    pub readonly: bool,
 }
 
 impl Upper {
@@ -125,6 +131,7 @@ pub fn plan(bundle: &Bundle, req: &Request<'_>, state_dir: &Path) -> Result<Opti
         lowers,
         upper,
         upper_origin,
+        readonly: ann.readonly.unwrap_or(false),
     }))
 }
 
@@ -221,6 +228,7 @@ fn upper(
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Annotated {
     enabled: Option<bool>,
+    readonly: Option<bool>,
     layers: Option<Vec<String>>,
     upper: Option<String>,
 }
@@ -231,16 +239,8 @@ impl Annotated {
         let field = |k: &str| format!("annotations[\"{k}\"]");
         for (key, value) in map.into_iter().flatten() {
             match key.as_str() {
-                ANNOTATION => {
-                    out.enabled = Some(match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        v => {
-                            let why = format!("unknown value `{v}` (want `true` or `false`)");
-                            return Err(Error::spec(field(key), why));
-                        }
-                    })
-                }
+                ANNOTATION => out.enabled = Some(boolean(key, value)?),
+                ANNOTATION_READONLY => out.readonly = Some(boolean(key, value)?),
                 ANNOTATION_LAYERS => {
                     let layers: Vec<String> = serde_json::from_str(value).map_err(|e| {
                         let why = format!(
@@ -254,7 +254,7 @@ impl Annotated {
                 k if k.starts_with("run.harun.overlay.") => {
                     let why = format!(
                         "unknown overlay annotation (known: {ANNOTATION}, {ANNOTATION_LAYERS}, \
-                         {ANNOTATION_UPPER})"
+                         {ANNOTATION_UPPER}, {ANNOTATION_READONLY})"
                     );
                     return Err(Error::spec(field(k), why));
                 }
@@ -275,6 +275,18 @@ impl Annotated {
     fn enabled(&self) -> bool {
         self.enabled
             .unwrap_or(self.layers.is_some() || self.upper.is_some())
+    }
+}
+
+/// `true` or `false`, the value of the annotation `key`.
+fn boolean(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        v => Err(Error::spec(
+            format!("annotations[\"{key}\"]"),
+            format!("unknown value `{v}` (want `true` or `false`)"),
+        )),
     }
 }
 
