@@ -24,13 +24,13 @@ pub struct Global {
     /// Directory for container state
     #[arg(long, global = true, default_value = "/run/harun", value_name = "DIR")]
     pub root: PathBuf,
-    /// Also write errors and warnings to this file
+    /// Also write errors, warnings and --debug lines to this file (appended)
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Format of --log lines
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Print debug messages
+    /// Trace the steps (namespaces, mounts, cgroup writes, hooks) with timings on stderr
     #[arg(long, global = true)]
     pub debug: bool,
     /// Manage cgroups through systemd (not supported)

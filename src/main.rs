@@ -6,6 +6,8 @@ mod commands;
 mod log;
 mod output;
 
+use std::time::Instant;
+
 use clap::Parser;
 
 /// clap's message without its usage lines, on one line.
@@ -19,6 +21,7 @@ fn one_line(text: &str) -> String {
 }
 
 fn main() {
+    let start = Instant::now();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
@@ -28,8 +31,18 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let logger = log::Logger::new(&cli.global);
-    let code = match commands::dispatch(&cli, &logger) {
+    let logger = match log::Logger::install(&cli.global, start) {
+        Ok(l) => l,
+        Err(e) => {
+            harun_runtime::stderr::line(&format!("harun: {e}"));
+            std::process::exit(1);
+        }
+    };
+    if harun_runtime::trace::on() {
+        let argv: Vec<String> = std::env::args().collect();
+        harun_runtime::trace!("harun {}: {}", env!("CARGO_PKG_VERSION"), argv.join(" "));
+    }
+    let code = match commands::dispatch(&cli, logger) {
         Ok(code) => code,
         Err(harun_runtime::Error::Io { path, source, .. })
             if path.as_os_str() == "stdout" && source.kind() == std::io::ErrorKind::BrokenPipe =>

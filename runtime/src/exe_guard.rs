@@ -66,6 +66,7 @@ pub fn ensure_readonly_exe() -> Result<()> {
                 .into(),
         ));
     }
+    crate::trace!("the harun binary is writable: re-execute it from a read-only mount");
     match reexec_from_detached_mount() {
         // Before Linux 5.12 (open_tree 5.2, mount_setattr 5.12), or a seccomp filter that
         // refuses syscalls it does not know.

@@ -149,6 +149,7 @@ pub fn run_with(
     mut start: impl FnMut(&Hook) -> std::result::Result<Spawned, String>,
 ) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
+        crate::trace!("{} hook #{index} `{}`", stage.name(), hook.path().display());
         run_one(hook, state_json, &mut start)
             .map_err(|reason| hook_error(stage, index, hook, reason))?;
     }
@@ -164,6 +165,7 @@ pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Error> {
         .iter()
         .enumerate()
         .filter_map(|(index, hook)| {
+            crate::trace!("{} hook #{index} `{}`", stage.name(), hook.path().display());
             let failed = run_one(hook, state_json, &mut spawn).err();
             failed.map(|reason| hook_error(stage, index, hook, reason))
         })

@@ -23,6 +23,7 @@ pub mod state;
 pub mod stderr;
 pub mod time;
 pub mod timens;
+pub mod trace;
 pub mod units;
 
 pub use error::{Error, ErrorKind, Result};

@@ -38,11 +38,6 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         harun_runtime::exe_guard::ensure_readonly_exe()?;
     }
     let root = StateRoot::new(&cli.global.root);
-    log.debug(&format!(
-        "root {}: {:?}",
-        root.path().display(),
-        cli.command
-    ));
     match &cli.command {
         Command::Spec { bundle } => spec::run(bundle),
         Command::Create(args) => create::run(&root, args),

@@ -67,6 +67,13 @@ pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
         r.set_readonly(Some(plan.readonly));
         bundle.spec.set_root(Some(r));
     }
+    crate::trace!(
+        "create `{}`: bundle `{}`, rootfs `{}`; namespaces: {}",
+        opts.id,
+        bundle.dir.display(),
+        bundle.rootfs.display(),
+        bundle.plan.describe()
+    );
     let own_mount_ns = host::has_mount_namespace(&bundle.spec);
     if overlay.is_some() && !own_mount_ns {
         return Err(Error::InvalidArgument(
@@ -217,6 +224,7 @@ fn create_in(
         }
         Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
     };
+    crate::trace!("cloned the init: pid {pid} (born in its cgroup: {placed})");
     if !placed {
         // The init has not talked to us yet, so it has made no process of its own.
         if let Err(e) = cgroup.cgroup.add_proc(pid) {
@@ -263,6 +271,7 @@ fn create_in(
             _ => e,
         });
     }
+    crate::trace!("the init is ready");
     let master = match console_ours {
         Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
         None => None,

@@ -172,6 +172,11 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
     let (console_theirs, console_ours) = console_ends(terminal, opts.console)?;
     // The container's filter applies to exec'd processes too; compiled here, once.
     let seccomp = Filter::from_spec(&st.config)?;
+    crate::trace!(
+        "exec in `{}`: join the namespaces of init pid {}",
+        opts.id,
+        st.pid
+    );
     let spawned = spawn(
         &st,
         &init,

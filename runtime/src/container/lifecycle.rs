@@ -96,6 +96,7 @@ fn start_which(root: &StateRoot, id: &str, own: Option<&State>) -> Result<Starte
     }
     let pidfd = PidFd::open_checked(st.pid, st.init_start_time)?
         .ok_or_else(|| Error::FailedPrecondition(format!("container `{id}` init has exited")))?;
+    crate::trace!("start `{id}`: init pid {}", st.pid);
     if let Err(e) = start_hooks::run(&st, &pidfd) {
         // The process must not run (runc's init exits when such a hook fails).
         let _ = pidfd.signal(libc::SIGKILL);
@@ -103,6 +104,7 @@ fn start_which(root: &StateRoot, id: &str, own: Option<&State>) -> Result<Starte
         return Err(e);
     }
     release_init(&dir, &pidfd)?;
+    crate::trace!("exec.fifo read: the init execs the process");
     let started = st.to_oci(Status::Running).to_string();
     let warnings = hooks::run_all(
         Stage::Poststart,
@@ -192,6 +194,7 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
         }
     };
     mark_stop(&dir, signal);
+    crate::trace!("kill `{id}`: signal {signal} to the init (all processes: {all})");
     if all {
         signal_all(&st, &pidfd, signal)
     } else {
@@ -293,6 +296,7 @@ fn delete_which(
         other => other?,
     };
     let status = st.status(dir.path());
+    crate::trace!("delete `{id}`: {status}, init pid {}", st.pid);
     match status {
         Status::Stopped => {}
         Status::Running | Status::Paused | Status::Creating if !force => {

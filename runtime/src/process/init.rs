@@ -73,6 +73,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
 }
 
 fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
+    crate::trace::set_role("init");
     for &fd in a.close_now.iter().chain([&a.parent_end]) {
         // SAFETY: these fds are copies of the parent's; nothing in the init uses them.
         unsafe { libc::close(fd) };
@@ -137,6 +138,14 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         preserve: a.preserve_fds,
         also: &keep,
     };
+    crate::trace!(
+        "rlimits, cwd, user {}:{}, close fds, capabilities, seccomp: {}; then wait for start",
+        process.user().uid(),
+        process.user().gid(),
+        a.seccomp.is_some()
+    );
+    // The fds of the trace sink are about to close.
+    crate::trace::stop();
     let exec = finish::finish(process, None, a.seccomp, keep)?;
     // Without no_new_privs, the container's seccomp filter is in place from here on: write,
     // close and prctl only, as runc's init (finish.rs).

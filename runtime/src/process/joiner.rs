@@ -59,6 +59,8 @@ pub struct JoinArgs<'a> {
 pub fn run(a: JoinArgs<'_>) -> ! {
     // SAFETY: harun's end of the channel is a copy we do not use.
     unsafe { libc::close(a.parent_end) };
+    // It closes the host's fds first thing, the trace sink's among them.
+    crate::trace::stop();
     let result = super::catch_panic(|| join_and_spawn(&a));
     if let Err(e) = result {
         let _ = a.channel.send(&FromJoiner::Error(e.to_string()));

@@ -66,6 +66,15 @@ pub fn prepare(
         pivot::bind_onto_itself(rootfs)?;
     }
     if let Some(plan) = overlay {
+        crate::trace!(
+            "overlay root on `{}`: {} lower layers, upper in `{}`",
+            rootfs.display(),
+            plan.lowers.len(),
+            plan.upper
+                .host_dir()
+                .unwrap_or(Path::new("tmpfs"))
+                .display()
+        );
         overlay::mount(plan, rootfs)?;
     }
     let root =
@@ -88,6 +97,10 @@ pub fn prepare(
 /// rootfs to "/" then chroot(".") and chdir("/"). Without a mount namespace of its own, in
 /// the host's: chroot only, whatever `no_pivot` says.
 pub fn enter(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<()> {
+    crate::trace!(
+        "switch root to `{}` (no_pivot: {no_pivot})",
+        rootfs.display()
+    );
     pivot::enter(rootfs, no_pivot, host::has_mount_namespace(spec))
 }
 
@@ -104,6 +117,11 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .as_ref()
         .and_then(|r| r.readonly())
         .unwrap_or(false);
+    crate::trace!(
+        "mask {} paths, make {} read-only, root read-only: {root_readonly}",
+        masked.map_or(0, <[String]>::len),
+        readonly.map_or(0, <[String]>::len)
+    );
     paths::finalize(
         masked.unwrap_or_default(),
         readonly.unwrap_or_default(),

@@ -126,6 +126,7 @@ fn mount_one(root: &Root, i: usize, dest: &Path, kind: &Kind, opts: &MountOption
         Some(t) => format!("mount `{t}` on `{d}` (mounts[{i}])"),
         None => format!("bind `{}` on `{d}` (mounts[{i}])", source.display()),
     };
+    crate::trace!("{what}");
     let point = root
         .resolve_or_create(dest, create)
         .map_err(Error::sys(format!(
