@@ -32,7 +32,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
     }
     if matches!(
         cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+        Command::Create { .. } | Command::Run(_) | Command::Exec(_)
     ) {
         // Before any process can enter a container (CVE-2019-5736); may re-exec harun.
         harun_runtime::exe_guard::ensure_readonly_exe()?;
@@ -40,15 +40,15 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
     let root = StateRoot::new(&cli.global.root);
     match &cli.command {
         Command::Spec { bundle } => spec::run(bundle),
-        Command::Create(args) => create::run(&root, args),
+        Command::Create { create, id } => create::run(&root, create, id),
         Command::Start { id } => simple::start(&root, id, log),
         Command::State { id } => simple::state(&root, id),
         Command::Kill { all, id, signal } => simple::kill(&root, id, signal, *all),
-        Command::Delete { force, id } => simple::delete(&root, id, *force, log),
+        Command::Delete { force, ids } => simple::delete(&root, ids, *force, log),
         Command::Run(args) => run::run(&root, args, log),
         Command::Exec(args) => exec::run(&root, args),
         Command::List { format, quiet } => list::run(&root, *format, *quiet, log),
-        Command::Stop(args) => stop::run(&root, args),
+        Command::Stop(args) => stop::run(&root, args, log),
         Command::Inspect { id } => inspect::run(&root, id),
         Command::Logs(args) => logs::run(&root, args),
         Command::Events(args) => events::run(&root, args),
@@ -65,4 +65,17 @@ fn warn_all(log: &Logger, warnings: &[Error]) {
     for w in warnings {
         log.warn(&w.to_string());
     }
+}
+
+/// `act` on every ID in turn; a failure is printed and the others still get their turn.
+/// Exit 1 if any failed.
+fn each(ids: &[String], log: &Logger, mut act: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+    let mut code = 0;
+    for id in ids {
+        if let Err(e) = act(id) {
+            log.error(&e.to_string());
+            code = 1;
+        }
+    }
+    Ok(code)
 }

@@ -9,21 +9,27 @@ use harun_runtime::state::StateRoot;
 use harun_runtime::{Error, Result};
 use harun_supervisor::control;
 
+use crate::log::Logger;
+
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// Time between SIGTERM and SIGKILL: seconds, or a duration (500ms, 1m30s)
     /// [default: the container's stop timeout, 10s]
     #[arg(long, short = 't', value_name = "TIME", allow_hyphen_values = true)]
     pub timeout: Option<String>,
-    /// Container ID
-    pub id: String,
+    /// Container IDs
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
 }
 
-pub fn run(root: &StateRoot, args: &StopArgs) -> Result<i32> {
+/// Every container in turn; one that fails does not keep the others (exit 1 at the end).
+pub fn run(root: &StateRoot, args: &StopArgs, log: &Logger) -> Result<i32> {
     let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
-    let stopped = control::stop(root, &args.id, timeout)?;
-    outln!("{}", stopped.describe(&args.id));
-    Ok(0)
+    super::each(&args.ids, log, |id| {
+        let stopped = control::stop(root, id, timeout)?;
+        outln!("{}", stopped.describe(id));
+        Ok(())
+    })
 }
 
 /// `10` (seconds, as `runc`/`docker stop -t`) or any duration (`500ms`, `1m`).

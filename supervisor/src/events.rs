@@ -328,6 +328,12 @@ mod tests {
                 "killed by signal 9 after 1s500ms",
             ),
             (
+                Event::new("w", Kind::Exited, t)
+                    .status(Some(ExitStatus::Code(3)))
+                    .ran_for(Duration::ZERO),
+                "exited with code 3 after 0s",
+            ),
+            (
                 Event::new("w", Kind::Restarting, t).delay(Duration::from_millis(400), 3),
                 "restarting in 400ms (restart 3)",
             ),

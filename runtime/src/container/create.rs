@@ -44,6 +44,46 @@ pub struct CreateOptions<'a> {
     pub preserve_fds: u32,
     /// `--overlay`, `--layer`, `--upper` (the bundle's annotations fill in the rest).
     pub overlay: overlay::Request<'a>,
+    /// `run`'s changes to the bundle's process.
+    pub process: &'a ProcessOverrides,
+}
+
+/// `run`'s changes to the bundle's process (`harun run BUNDLE -e K=V -t -- CMD ARGS`),
+/// applied before the spec is validated.
+#[derive(Debug, Default, Clone)]
+pub struct ProcessOverrides {
+    /// Replaces `process.args` unless empty.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to `process.env`, each replacing the same key.
+    pub env: Vec<String>,
+    /// Sets `process.terminal`.
+    pub terminal: bool,
+}
+
+impl ProcessOverrides {
+    fn apply(&self, spec: &mut oci_spec::runtime::Spec) -> Result<()> {
+        if self.args.is_empty() && self.env.is_empty() && !self.terminal {
+            return Ok(());
+        }
+        let mut p = spec
+            .process()
+            .clone()
+            .ok_or_else(|| Error::spec("process", "missing"))?;
+        if !self.args.is_empty() {
+            p.set_args(Some(self.args.clone()));
+        }
+        if !self.env.is_empty() {
+            p.set_env(Some(super::exec::merge_env(
+                p.env().clone().unwrap_or_default(),
+                &self.env,
+            )));
+        }
+        if self.terminal {
+            p.set_terminal(Some(true));
+        }
+        spec.set_process(Some(p));
+        Ok(())
+    }
 }
 
 /// A created container, as its creator sees it.
@@ -58,7 +98,7 @@ pub struct Created {
 
 pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
     state::validate_id(opts.id)?;
-    let mut bundle = spec::load(opts.bundle)?;
+    let mut bundle = spec::load_with(opts.bundle, |spec| opts.process.apply(spec))?;
     let overlay = overlay::plan(&bundle, &opts.overlay, &root.dir(opts.id))?;
     if let Some(plan) = &overlay {
         // The overlay keeps the bundle's rootfs pristine; `root.readonly` (on in every

@@ -79,13 +79,7 @@ pub fn process_from_flags(base: &Process, f: &ProcessFlags) -> Result<Process> {
     if let Some(cwd) = &f.cwd {
         p.set_cwd(cwd.clone());
     }
-    let mut env = p.env().clone().unwrap_or_default();
-    for kv in &f.env {
-        let key = kv.split('=').next().unwrap_or("");
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
-    p.set_env(Some(env));
+    p.set_env(Some(merge_env(p.env().clone().unwrap_or_default(), &f.env)));
     if let Some(u) = &f.user {
         let (uid, gid) = parse_user(u)?;
         let user = p.user_mut();
@@ -131,6 +125,16 @@ pub fn process_from_flags(base: &Process, f: &ProcessFlags) -> Result<Process> {
         p.set_no_new_privileges(Some(true));
     }
     Ok(p)
+}
+
+/// `env` with `KEY=VALUE` entries added, each replacing an entry of the same key.
+pub(super) fn merge_env(mut env: Vec<String>, add: &[String]) -> Vec<String> {
+    for kv in add {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    env
 }
 
 fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {

@@ -17,7 +17,7 @@ mod options;
 pub mod overlay;
 mod paths;
 mod pivot;
-mod resolve;
+pub(crate) mod resolve;
 mod validate;
 
 use std::path::Path;

@@ -32,11 +32,18 @@ pub struct Bundle {
 /// Read `<bundle>/config.json`; errors name the file and, for bad JSON, the field path
 /// (`linux.namespaces[1].type: unknown variant ...`).
 pub fn load(bundle: &Path) -> Result<Bundle> {
+    load_with(bundle, |_| Ok(()))
+}
+
+/// [`load`] with `edit` applied to the spec before it is validated (`harun run`'s
+/// `-e`, `-t`, `-- CMD ARGS`).
+pub fn load_with(bundle: &Path, edit: impl FnOnce(&mut Spec) -> Result<()>) -> Result<Bundle> {
     let dir = fs::canonicalize(bundle).map_err(Error::io("open bundle", bundle))?;
     let path = dir.join("config.json");
     let text = fs::read(&path).map_err(Error::io("read", &path))?;
-    let spec = parse(&text)
+    let mut spec = parse(&text)
         .map_err(|(field, reason)| Error::spec(format!("{}: {field}", path.display()), reason))?;
+    edit(&mut spec)?;
     let (rootfs, plan, seccomp) = validate(&spec, &dir)?;
     Ok(Bundle {
         dir,
