@@ -5,11 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--root` when not given.
+pub const DEFAULT_ROOT: &str = "/run/harun";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "harun",
-    version,
+    version = crate::version::SHORT,
     about = "A small, fast OCI container runtime with a built-in supervisor",
+    long_about = "A small, fast OCI container runtime with a built-in supervisor.\n\n\
+        Runs an OCI bundle (a directory with config.json and a root file system) as runc \
+        does, with runc's commands and flags; `harun run --restart POLICY` keeps it alive.\n\n\
+        To run a container:  harun run [-b BUNDLE] ID   or   harun run BUNDLE_DIR",
     propagate_version = true
 )]
 pub struct Cli {
@@ -22,7 +29,7 @@ pub struct Cli {
 #[derive(Args, Debug)]
 pub struct Global {
     /// Directory for container state
-    #[arg(long, global = true, default_value = "/run/harun", value_name = "DIR")]
+    #[arg(long, global = true, default_value = DEFAULT_ROOT, value_name = "DIR")]
     pub root: PathBuf,
     /// Also write errors, warnings and --debug lines to this file (appended)
     #[arg(long, global = true, value_name = "FILE")]
@@ -129,6 +136,20 @@ pub enum Command {
     Logs(crate::commands::logs::LogsArgs),
     /// Print a supervised container's lifecycle events as JSON lines
     Events(crate::commands::events::EventsArgs),
+    /// Print a shell completion script: `source <(harun completion bash)`
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print harun's man page (roff): `harun man | man -l -`
+    Man,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args, Debug)]

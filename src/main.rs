@@ -5,10 +5,12 @@ mod cli;
 mod commands;
 mod log;
 mod output;
+mod version;
 
 use std::time::Instant;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 
 /// clap's message without its usage lines, on one line.
 fn one_line(text: &str) -> String {
@@ -20,10 +22,31 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// The whole command line, as clap sees it (harun's version in it).
+pub fn command() -> clap::Command {
+    cli::Cli::command().long_version(version::long())
+}
+
 fn main() {
     let start = Instant::now();
-    let cli = match cli::Cli::try_parse() {
+    // What the completion scripts call: `harun __complete -- WORDS...`, the words of the
+    // command line being completed (not a command of harun's own, so not in `--help`).
+    let argv: Vec<String> = std::env::args().collect();
+    if let [_, complete, dash, words @ ..] = &argv[..] {
+        if complete == "__complete" && dash == "--" {
+            std::process::exit(commands::completion::complete(words));
+        }
+    }
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
+        // Bare `harun`: the usage and the commands, on stdout, as runc does.
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            output::stdout(e.render().to_string().as_bytes());
+            std::process::exit(0);
+        }
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             // One line, exit 1, like every other harun error.
@@ -38,10 +61,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if harun_runtime::trace::on() {
-        let argv: Vec<String> = std::env::args().collect();
-        harun_runtime::trace!("harun {}: {}", env!("CARGO_PKG_VERSION"), argv.join(" "));
-    }
+    harun_runtime::trace!("harun {}: {}", version::SHORT, argv.join(" "));
     let code = match commands::dispatch(&cli, logger) {
         Ok(code) => code,
         Err(harun_runtime::Error::Io { path, source, .. })

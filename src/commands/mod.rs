@@ -1,5 +1,6 @@
 //! One module per command; each is a thin layer over harun_runtime.
 
+pub mod completion;
 mod create;
 pub mod events;
 pub mod exec;
@@ -57,6 +58,8 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Pause(args) => pause::run(&root, args),
         Command::Resume(args) => resume::run(&root, args),
         Command::Update(args) => update::run(&root, args),
+        Command::Completion { shell } => completion::script(*shell),
+        Command::Man => completion::man(),
     }
 }
 
