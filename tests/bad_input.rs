@@ -31,6 +31,21 @@ fn broken_json() {
     );
 }
 
+/// 200,000 levels of `[` (400 KB) in a field harun skips, then a bad field: one error naming
+/// that field (the scan for its name recursed and overflowed the stack: SIGABRT, exit 134).
+#[test]
+fn deeply_nested_config() {
+    bad_config(
+        |b| {
+            let mut text = b.config().to_string();
+            text.pop(); // the closing `}`
+            let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+            b.write_raw_config(&format!(r#"{text},"x":{deep},"domainname":5}}"#));
+        },
+        &["config.json", "domainname", "invalid type"],
+    );
+}
+
 #[test]
 fn unknown_namespace_type() {
     bad_config(
