@@ -54,7 +54,7 @@ pub struct ProcessFlags {
 
 /// Read a process JSON file (`--process`); errors name the file and the field.
 pub fn process_from_file(path: &Path) -> Result<Process> {
-    let text = std::fs::read(path).map_err(Error::io("read", path))?;
+    let text = crate::spec::read_json_file(path)?;
     let in_file = |field: &str, reason| Error::spec(format!("{}: {field}", path.display()), reason);
     let process: Process =
         crate::spec::parse_json(&text).map_err(|(field, reason)| in_file(&field, reason))?;
