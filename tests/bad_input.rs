@@ -133,6 +133,37 @@ fn deeply_nested_config() {
     );
 }
 
+/// serde reads a JSON array as a struct's fields in order: `[]` was a config with every
+/// field defaulted, `"linux": []` a container in the host's namespaces. Refused, as runc
+/// ("cannot unmarshal array into Go value of type specs.Spec").
+#[test]
+fn array_instead_of_an_object() {
+    bad_config(
+        |b| b.write_raw_config("[]"),
+        &[
+            "config.json",
+            "(top level)",
+            "expected a JSON object, found an array",
+        ],
+    );
+    bad_config(
+        |b| {
+            b.set("/linux", json!([]));
+        },
+        &[
+            "config.json",
+            "linux",
+            "expected a JSON object, found an array",
+        ],
+    );
+    bad_config(
+        |b| {
+            b.set("/process/user", json!([0, 0]));
+        },
+        &["process.user", "expected a JSON object, found an array"],
+    );
+}
+
 #[test]
 fn unknown_namespace_type() {
     bad_config(

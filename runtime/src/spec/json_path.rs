@@ -6,23 +6,99 @@
 //! `Deserialize` impl of the spec into the binary (~0.3 MiB) and slowed every parse.
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::error::Category;
+use serde_json::Value;
 
-/// Parse `text` as a `T`; on error, the JSON path of the bad value (`(JSON syntax)` when the
+/// Parse `text` as a `T`, a struct (a JSON object); on error, the JSON path of the bad value (`(JSON syntax)` when the
 /// text is not JSON at all) and serde_json's reason, which ends with the line and column.
-pub fn parse<T: DeserializeOwned>(text: &[u8]) -> std::result::Result<T, (String, String)> {
-    serde_json::from_slice(text).map_err(|e| {
+///
+/// serde's derived structs also take a JSON array, its items as the fields in order: `[]`
+/// would be a config with every field defaulted, `"linux": []` a container without
+/// namespaces. Go's encoding/json (runc) refuses both, and no client sends them, so an array
+/// (or any non-object) where `T` has an object is an error too (see [`objects_stay_objects`]).
+pub fn parse<T: DeserializeOwned + Serialize>(
+    text: &[u8],
+) -> std::result::Result<T, (String, String)> {
+    // An array at the top: said so before its items are taken for fields ("[0]: invalid
+    // type: string, expected a boolean" would name the wrong cause).
+    if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err((
+            or_top_level(Some(String::new())),
+            "expected a JSON object, found an array".to_string(),
+        ));
+    }
+    let value: T = serde_json::from_slice(text).map_err(|e| {
         let field = match e.classify() {
             Category::Data => path_at(text, e.line(), e.column()),
             Category::Io | Category::Syntax | Category::Eof => None,
         };
-        let field = match field {
-            Some(p) if !p.is_empty() => p,
-            Some(_) => "(top level)".to_string(),
-            None => "(JSON syntax)".to_string(),
-        };
-        (field, e.to_string())
-    })
+        (or_top_level(field), e.to_string())
+    })?;
+    // Both parses succeed on the same text (the typed one is stricter in every other way);
+    // were one to fail, the typed value stands.
+    if let (Ok(input), Ok(typed)) = (
+        serde_json::from_slice::<Value>(text),
+        serde_json::to_value(&value),
+    ) {
+        let mut path = Vec::new();
+        if let Err(found) = objects_stay_objects(&typed, &input, &mut path) {
+            return Err((
+                or_top_level(Some(render(&path))),
+                format!("expected a JSON object, found {found}"),
+            ));
+        }
+    }
+    Ok(value)
+}
+
+fn or_top_level(field: Option<String>) -> String {
+    match field {
+        Some(p) if !p.is_empty() => p,
+        Some(_) => "(top level)".to_string(),
+        None => "(JSON syntax)".to_string(),
+    }
+}
+
+/// Wherever `typed` (what was parsed, serialized again) has an object, `input` (the text as
+/// plain JSON) must have one too; `Err` names what it had, `path` says where. Only the
+/// members present in both are compared, so defaulted and skipped fields do not matter.
+/// The depth is the typed value's, which serde_json capped at 128 while parsing.
+fn objects_stay_objects(
+    typed: &Value,
+    input: &Value,
+    path: &mut Vec<Segment>,
+) -> std::result::Result<(), &'static str> {
+    match (typed, input) {
+        (Value::Object(t), Value::Object(i)) => {
+            for (key, t) in t {
+                if let Some(i) = i.get(key) {
+                    path.push(Segment::Key(key.clone()));
+                    objects_stay_objects(t, i, path)?;
+                    path.pop();
+                }
+            }
+            Ok(())
+        }
+        (Value::Object(_), other) => Err(match other {
+            Value::Array(_) => "an array",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            Value::Null => "null",
+            Value::Object(_) => unreachable!("matched above"),
+        }),
+        // A list keeps its order (a set of strings may not, but holds no objects).
+        (Value::Array(t), Value::Array(i)) if t.len() == i.len() => {
+            for (index, (t, i)) in t.iter().zip(i).enumerate() {
+                path.push(Segment::Index(index));
+                objects_stay_objects(t, i, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The path (`a.b[2].c`) of the innermost value of the JSON `text` that holds the given
@@ -213,7 +289,7 @@ mod tests {
     use super::*;
     use oci_spec::runtime::{Process, Spec};
 
-    fn field_of<T: DeserializeOwned + std::fmt::Debug>(text: &str) -> String {
+    fn field_of<T: DeserializeOwned + Serialize + std::fmt::Debug>(text: &str) -> String {
         parse::<T>(text.as_bytes()).unwrap_err().0
     }
 
@@ -247,13 +323,60 @@ mod tests {
                 "linux.namespaces[1]",
             ),
             (r#"{"ociVersion": "1.0.2", "#, "(JSON syntax)"),
-            (r#"[1]"#, "[0]"),
+            (r#"[1]"#, "(top level)"),
             (r#""spec""#, "(top level)"),
         ];
         for (text, want) in cases {
             let got = field_of::<Spec>(text);
             assert_eq!(&got, want, "{text}");
         }
+    }
+
+    /// serde reads an array as a struct's fields in order; harun refuses it as runc does.
+    #[test]
+    fn an_array_where_an_object_belongs_is_refused() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("[]", "(top level)", "found an array"),
+            (r#"["1.0.2"]"#, "(top level)", "found an array"),
+            (
+                r#"{"ociVersion":"1.0.2","linux":[]}"#,
+                "linux",
+                "found an array",
+            ),
+            (
+                r#"{"ociVersion":"1.0.2","root":["rootfs",true]}"#,
+                "root",
+                "found an array",
+            ),
+            (
+                r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":[0,0]}}"#,
+                "process.user",
+                "found an array",
+            ),
+            (
+                r#"{"ociVersion":"1.0.2","mounts":[{"destination":"/a"},["/proc","proc"]]}"#,
+                "mounts[1]",
+                "found an array",
+            ),
+            (
+                r#"{"ociVersion":"1.0.2","linux":{"namespaces":[["pid"]]}}"#,
+                "linux.namespaces[0]",
+                "found an array",
+            ),
+        ];
+        for (text, field, reason) in cases {
+            let (got_field, got_reason) = parse::<Spec>(text.as_bytes()).unwrap_err();
+            assert_eq!(
+                (got_field.as_str(), got_reason.contains(reason)),
+                (*field, true),
+                "{text}: {got_reason}"
+            );
+        }
+        let (field, _) = parse::<Process>(br#"["sh"]"#).unwrap_err();
+        assert_eq!(field, "(top level)");
+        // Objects everywhere: parsed as before.
+        let ok = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{},"mounts":[]}"#;
+        parse::<Spec>(ok.as_bytes()).unwrap();
     }
 
     #[test]
