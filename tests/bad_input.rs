@@ -587,6 +587,37 @@ fn bad_container_ids() {
     h.assert_clean();
 }
 
+/// Control characters in an ID: refused on one line naming the character (a newline split
+/// the error over two lines). runc refuses them too ("invalid container ID format").
+#[test]
+fn container_ids_with_control_characters() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"]);
+    for (id, shown) in [
+        ("a\nb", r"`a\nb`: the control character `\n`"),
+        ("a\tb", r"`a\tb`: the control character `\t`"),
+        (
+            "x\u{1b}[31m",
+            r"`x\u{1b}[31m`: the control character `\u{1b}`",
+        ),
+        ("cr\r", r"`cr\r`"),
+        ("del\u{7f}", r"`del\u{7f}`"),
+    ] {
+        for cmd in ["create", "run"] {
+            h.cmd([cmd, "--bundle"])
+                .arg(b.dir())
+                .arg(id)
+                .run()
+                .error(&["invalid container ID", shown]);
+        }
+        for cmd in ["state", "start", "delete", "kill"] {
+            h.exec(&[cmd, id]).error(&["invalid container ID", shown]);
+        }
+    }
+    h.assert_clean();
+}
+
 #[test]
 fn bad_signal() {
     let h = harun!();

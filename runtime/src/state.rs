@@ -170,14 +170,31 @@ pub struct LockedDir {
 
 /// Container IDs as runc accepts them: letters, digits, `_ + - .`, not `.` or `..`.
 pub fn validate_id(id: &str) -> Result<()> {
+    // runc's rule (`^[\w+-\.]+$`, not `.` or `..`), but for `,`, which its class admits by
+    // a range (`+-\.`): an ID ends up in overlay mount options, where `,` separates them.
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "_+-.".contains(c);
-    if id.is_empty() || id == "." || id == ".." || id.len() > 1024 || !id.chars().all(ok_char) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.` \
-             (not `.` or `..`)"
-        )));
-    }
-    Ok(())
+    let why = if id.is_empty() {
+        "it is empty".to_string()
+    } else if id == "." || id == ".." {
+        format!("`{id}` is not a name")
+    } else if id.len() > 1024 {
+        format!("it is {} bytes long (1024 at most)", id.len())
+    } else if let Some(c) = id.chars().find(|&c| !ok_char(c)) {
+        if c.is_control() {
+            format!(
+                "the control character `{}` is not allowed",
+                c.escape_debug()
+            )
+        } else {
+            format!("`{c}` is not allowed")
+        }
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument(format!(
+        "invalid container ID `{}`: {why} (use letters, digits, `_`, `+`, `-` and `.`)",
+        crate::stderr::escape_controls(id)
+    )))
 }
 
 impl StateRoot {
@@ -457,8 +474,33 @@ mod tests {
         for ok in ["a", "abc-1.2_3+x", "0"] {
             validate_id(ok).unwrap();
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "é", &"x".repeat(1025)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            "a,b",
+            &"x".repeat(1025),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad}");
+        }
+        // One line, naming the character.
+        for (bad, why) in [
+            (
+                "a\nb",
+                "`a\\nb`: the control character `\\n` is not allowed",
+            ),
+            ("a\tb", "the control character `\\t`"),
+            ("\u{1b}[0m", "`\\u{1b}[0m`: the control character `\\u{1b}`"),
+            ("a,b", "`,` is not allowed"),
+            ("..", "`..` is not a name"),
+            ("", "it is empty"),
+        ] {
+            let e = validate_id(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && !e.contains('\n'), "{bad:?}: {e}");
         }
     }
 
