@@ -4,6 +4,9 @@ mod example;
 mod json_path;
 mod validate;
 
+#[cfg(test)]
+mod proptests;
+
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
