@@ -332,3 +332,6 @@ mod known {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;
