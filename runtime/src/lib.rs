@@ -28,5 +28,8 @@ pub mod units;
 
 pub use error::{Error, ErrorKind, Result};
 
+#[cfg(test)]
+mod proptests;
+
 /// The OCI runtime spec version harun implements.
 pub const OCI_VERSION: &str = "1.2.0";

@@ -25,6 +25,9 @@ pub mod policy;
 pub mod unit;
 pub mod watch;
 
+#[cfg(test)]
+mod proptests;
+
 pub use annotations::Overrides;
 /// Durations as every harun flag and annotation takes them (`harun_runtime::units`).
 pub use harun_runtime::units::{format_duration, parse_duration};
