@@ -37,7 +37,9 @@ pub fn bundle_or_cwd(bundle: Option<&Path>) -> Result<PathBuf> {
 
 /// `BUNDLE/config.json` as JSON, if it reads and parses (if not, `create` says why).
 pub fn read_config(bundle: &Path) -> Option<serde_json::Value> {
-    let text = std::fs::read(bundle.join("config.json")).ok()?;
+    // Read as `create` reads it: a FIFO or a device is not opened for a blocking or
+    // endless read.
+    let text = harun_runtime::spec::read_json_file(&bundle.join("config.json")).ok()?;
     serde_json::from_slice(&text).ok()
 }
 

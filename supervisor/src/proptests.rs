@@ -20,11 +20,11 @@ use crate::persist::{Store, RECORD_FILE};
 
 /// The grammars under test.
 mod grammar {
-    pub use crate::duration::{format_duration, parse_duration};
+    pub use harun_runtime::units::{format_duration, parse_duration};
 
-    /// A size of logs (`--log-max-size`, `run.harun.log.max-size`).
+    /// A size (`--log-max-size`, and every other size: harun_runtime::units).
     pub fn parse_size(text: &str) -> Option<u64> {
-        crate::logs::parse_size(text).ok()
+        harun_runtime::units::parse_size(text).ok()
     }
 }
 
