@@ -170,7 +170,9 @@ pub fn apply(sysctl: &HashMap<String, String>) -> Result<()> {
     entries.sort();
     for (key, value) in entries {
         let path = proc_path(key).map_err(|reason| Error::spec(field(key), reason))?;
-        write_proc(&path, value.as_bytes())?;
+        // The error names the key too: "open `/proc/sys/net/ipv4/x`" alone does not say
+        // which entry of the config asked for it.
+        write_proc(&path, value.as_bytes()).map_err(|e| Error::spec(field(key), e.to_string()))?;
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub fn parse<T: DeserializeOwned + Serialize>(
             Category::Data => path_at(text, e.line(), e.column()),
             Category::Io | Category::Syntax | Category::Eof => None,
         };
-        (or_top_level(field), e.to_string())
+        (or_top_level(field), struct_as_array(e.to_string()))
     })?;
     // Both parses succeed on the same text (the typed one is stricter in every other way);
     // were one to fail, the typed value stands.
@@ -50,6 +50,18 @@ pub fn parse<T: DeserializeOwned + Serialize>(
         }
     }
     Ok(value)
+}
+
+/// serde's derived `visit_seq` for a struct fails on an array too short for its fields with
+/// "invalid length 1, expected struct Process with 16 elements": the array is what is wrong.
+fn struct_as_array(reason: String) -> String {
+    match reason.split_once(", expected struct ") {
+        Some((head, tail)) if head.starts_with("invalid length ") => {
+            let at = tail.find(" at line ").map_or("", |i| &tail[i..]);
+            format!("expected a JSON object, found an array{at}")
+        }
+        _ => reason,
+    }
 }
 
 fn or_top_level(field: Option<String>) -> String {
@@ -374,6 +386,14 @@ mod tests {
         }
         let (field, _) = parse::<Process>(br#"["sh"]"#).unwrap_err();
         assert_eq!(field, "(top level)");
+        // Too short for the struct's fields: serde's "invalid length", said as it is.
+        let text = r#"{"ociVersion":"1.0.2","process":[false]}"#;
+        let (field, reason) = parse::<Spec>(text.as_bytes()).unwrap_err();
+        assert_eq!(field, "process");
+        assert!(
+            reason.starts_with("expected a JSON object, found an array at line 1"),
+            "{reason}"
+        );
         // Objects everywhere: parsed as before.
         let ok = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{},"mounts":[]}"#;
         parse::<Spec>(ok.as_bytes()).unwrap();

@@ -44,6 +44,12 @@ pub fn validate(
 fn version(spec: &Spec) -> Result<()> {
     let v = spec.version();
     let major = v.split('.').next().unwrap_or("");
+    if v.is_empty() {
+        return Err(Error::spec(
+            "ociVersion",
+            "missing or empty (harun implements 1.x)",
+        ));
+    }
     if major != "1" {
         return Err(Error::spec(
             "ociVersion",
