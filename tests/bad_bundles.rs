@@ -86,14 +86,16 @@ fn make_bundle(h: &Harun, case: &Value, id: &str) -> Bundle {
 }
 
 /// A raw config.json: `{config}` stands for the bundle's good config, `{config-open}` for it
-/// without its closing `}` (to append members), `{deep}` for 200,000 nested arrays.
+/// without its closing `}` (to append members), `{deep}` for 200,000 nested arrays,
+/// `{deep129}` for 129.
 fn raw_config(b: &Bundle, text: &str) -> String {
     let config = b.config().to_string();
     let open = config.strip_suffix('}').unwrap().to_string();
-    let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+    let deep = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
     text.replace("{config-open}", &open)
         .replace("{config}", &config)
-        .replace("{deep}", &deep)
+        .replace("{deep}", &deep(200_000))
+        .replace("{deep129}", &deep(129))
 }
 
 fn special_config(b: &Bundle, special: &str, name: &str) {

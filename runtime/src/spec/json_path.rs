@@ -35,12 +35,14 @@ pub fn parse<T: DeserializeOwned + Serialize>(
         };
         (or_top_level(field), struct_as_array(e.to_string()))
     })?;
-    // Both parses succeed on the same text (the typed one is stricter in every other way);
-    // were one to fail, the typed value stands.
-    if let (Ok(input), Ok(typed)) = (
-        serde_json::from_slice::<Value>(text),
-        serde_json::to_value(&value),
-    ) {
+    // The typed parse skipped unknown fields at any depth; as plain JSON, the text is held
+    // to serde_json's 128 levels (runc's Go stops at 10,000): a config nested deeper than
+    // any spec field is refused rather than let past the check below.
+    let input = serde_json::from_slice::<Value>(text).map_err(|e| {
+        let field = (e.classify() == Category::Data).then(|| path_at(text, e.line(), e.column()));
+        (or_top_level(field.flatten()), e.to_string())
+    })?;
+    if let Ok(typed) = serde_json::to_value(&value) {
         let mut path = Vec::new();
         if let Err(found) = objects_stay_objects(&typed, &input, &mut path) {
             return Err((
@@ -446,6 +448,16 @@ mod tests {
         let text = format!(r#"{{"ociVersion":"1.0.2","annotations":{{"a":{deep}}}}}"#);
         let (field, reason) = parse::<Spec>(text.as_bytes()).unwrap_err();
         assert_eq!(field, "annotations.a", "{reason}");
+        // Deeper than 128 in a field the typed parse skips: refused too, so that nesting
+        // cannot get a config past the object check (`linux: []` here).
+        let nested = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        let text = format!(r#"{{"ociVersion":"1.0.2","linux":[],"x":{nested}}}"#);
+        let (field, reason) = parse::<Spec>(text.as_bytes()).unwrap_err();
+        assert_eq!(field, "(JSON syntax)");
+        assert!(reason.contains("recursion limit exceeded"), "{reason}");
+        let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let text = format!(r#"{{"ociVersion":"1.0.2","x":{nested}}}"#);
+        parse::<Spec>(text.as_bytes()).unwrap();
     }
 
     #[test]
