@@ -184,7 +184,10 @@ proptest! {
 
     /// What the init writes on exec.fifo, or anything else: a word, never a panic.
     #[test]
-    fn any_exec_fifo_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64), eof in any::<bool>()) {
+    fn any_exec_fifo_bytes(
+        bytes in prop::collection::vec(any::<u8>(), 0..64),
+        eof in any::<bool>(),
+    ) {
         let _ = crate::process::exec_fifo::parse(&bytes, eof);
     }
 }

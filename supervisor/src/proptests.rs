@@ -116,7 +116,10 @@ proptest! {
         let map: HashMap<String, String> = pairs.into_iter().collect();
         match Overrides::from_annotations(&map) {
             Ok(o) => {
-                let flags = Overrides { delay: delay.map(Duration::from_millis), ..Overrides::default() };
+                let flags = Overrides {
+                    delay: delay.map(Duration::from_millis),
+                    ..Overrides::default()
+                };
                 let _ = flags.or(o).apply(crate::policy::Settings::default());
             }
             Err(e) => {

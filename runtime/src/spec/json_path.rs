@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde_json::error::Category;
 use serde_json::Value;
 
-/// Parse `text` as a `T`, a struct (a JSON object); on error, the JSON path of the bad value (`(JSON syntax)` when the
-/// text is not JSON at all) and serde_json's reason, which ends with the line and column.
+/// Parse `text` as a `T`, a struct (a JSON object); on error, the JSON path of the bad value
+/// (`(JSON syntax)` when the text is not JSON at all) and serde_json's reason, which ends
+/// with the line and column.
 ///
 /// serde's derived structs also take a JSON array, its items as the fields in order: `[]`
 /// would be a config with every field defaulted, `"linux": []` a container without

@@ -373,7 +373,10 @@ proptest! {
     fn arbitrary_bytes_load_or_fail_cleanly(
         text in prop_oneof![
             prop::collection::vec(any::<u8>(), 0..512),
-            prop::collection::vec(prop::sample::select(b"{}[]\":,0123 -.aetrunlf\\\n".to_vec()), 0..512),
+            prop::collection::vec(
+                prop::sample::select(b"{}[]\":,0123 -.aetrunlf\\\n".to_vec()),
+                0..512,
+            ),
         ]
     ) {
         load(&text)?;
