@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::cgroups::hierarchy::{Record, RECORD_FILE};
 use crate::rootfs::overlay::{parse_upper, UpperSpec};
-use crate::units;
 use crate::state::{State, StateRoot};
+use crate::units;
 
 /// A state.json as `create` writes it.
 fn sample_state() -> Value {
