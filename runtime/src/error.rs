@@ -25,6 +25,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A system call or file operation failed.
     System,
+    /// The call forks or clones (or changes the environment), which is sound only in a
+    /// single-threaded process, and the caller has more threads (process/single_thread.rs).
+    MultiThreaded,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,14 @@ pub enum Error {
     #[error("{what}: {source}")]
     Context { what: String, source: Box<Error> },
 
+    /// `op` forks or clones (or changes the environment), and the calling process has
+    /// `threads` threads (process/single_thread.rs).
+    #[error(
+        "{op}: needs a single-threaded process, this one has {threads} threads (call it \
+         before any thread starts, or from a single-threaded helper process)"
+    )]
+    MultiThreaded { op: &'static str, threads: u64 },
+
     /// A hook failed: "createRuntime hook #0 `/bin/false`: exited with status 1".
     #[error("{stage} hook #{index} `{path}`: {reason}")]
     Hook {
@@ -121,6 +132,7 @@ impl Error {
             | Error::Init(_)
             | Error::Hook { .. }
             | Error::Corrupt { .. } => ErrorKind::System,
+            Error::MultiThreaded { .. } => ErrorKind::MultiThreaded,
             Error::Context { source, .. } => source.kind(),
         }
     }

@@ -17,6 +17,7 @@ use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
 use crate::process::clone::{clone_pidfd_into, Forked};
 use crate::process::exec_fifo;
 use crate::process::init::{self, InitArgs};
+use crate::process::single_thread;
 use crate::rootfs::{host, overlay};
 use crate::spec::{self, Bundle};
 use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
@@ -96,7 +97,12 @@ pub struct Created {
     pub console_master: Option<OwnedFd>,
 }
 
+/// Create the container `opts.id`: on success its init waits for `start`.
+///
+/// Clones: the calling process must be single-threaded, or this fails with
+/// [`Error::MultiThreaded`] before doing anything (process/single_thread.rs).
 pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
+    single_thread::ensure("create")?;
     state::validate_id(opts.id)?;
     let mut bundle = spec::load_with(opts.bundle, |spec| opts.process.apply(spec))?;
     let overlay = overlay::plan(&bundle, &opts.overlay, &root.dir(opts.id))?;
@@ -240,7 +246,8 @@ fn create_in(
     // The time namespace is the parent's to make (offsets are written before the init
     // enters it); every other new namespace comes with the clone.
     let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
-    // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before create).
+    // SAFETY: `create` checked first thing that this process has a single thread, and
+    // nothing since has started one.
     let (forked, placed) = unsafe { clone_pidfd_into(flags, Some(cgroup.cgroup.as_fd()))? };
     let (pid, pidfd) = match forked {
         Forked::Child => {

@@ -17,6 +17,7 @@ use crate::pidfd::PidFd;
 use crate::process::channel;
 use crate::process::clone::{clone_pidfd, Forked};
 use crate::process::joiner::{self, FromJoiner, JoinArgs};
+use crate::process::single_thread;
 use crate::security::seccomp::Filter;
 use crate::security::user;
 use crate::state::{self, State, StateRoot, Status};
@@ -156,7 +157,12 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
+/// Start `opts.process` in the running (or created) container `opts.id`.
+///
+/// Clones: the calling process must be single-threaded, or this fails with
+/// [`Error::MultiThreaded`] before doing anything (process/single_thread.rs).
 pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
+    single_thread::ensure("exec")?;
     let st = root.read(opts.id)?;
     let status = st.status(&root.dir(opts.id));
     if !matches!(status, Status::Created | Status::Running) {
@@ -222,14 +228,16 @@ pub(super) struct Spawn<'a> {
 
 /// Start a process in the container whose init is `init` (see process/joiner.rs): our child,
 /// in every namespace and the cgroup of the container, set up by `finish`. Returns its host
-/// pid and pidfd once it has exec'd, or the failure it reported.
+/// pid and pidfd once it has exec'd, or the failure it reported. Clones: the callers
+/// (`exec`, `start`'s hooks) have checked that the process is single-threaded.
 pub(super) fn spawn(st: &State, init: &PidFd, s: Spawn<'_>) -> Result<(i32, PidFd)> {
     // CVE-2019-5736 class: no process in the container may open our /proc/PID/exe.
     nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))?;
     let (ours, theirs) = channel::pair()?;
     let init_fd = dup_owned(init)?;
     let namespaces = container_namespaces(&st.config);
-    // SAFETY: the harun CLI (and the supervisor) is single-threaded.
+    // SAFETY: both callers (`exec`, `start` before its hooks) checked that this process has
+    // a single thread (single_thread::ensure), and nothing since has started one.
     match unsafe { clone_pidfd(CloneFlags::empty())? } {
         Forked::Child => joiner::run(JoinArgs {
             init_pidfd: &init_fd,

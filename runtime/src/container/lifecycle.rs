@@ -76,6 +76,10 @@ fn is_other(own: Option<&State>, st: &State) -> bool {
 }
 
 /// Let a created container's init exec the user process (exec.fifo handshake).
+///
+/// With startContainer hooks it clones (it runs them as `exec` runs a process): the calling
+/// process must then be single-threaded, or this fails with [`Error::MultiThreaded`] and
+/// leaves the container as it was (process/single_thread.rs).
 pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
     start_which(root, id, None)
 }
@@ -94,6 +98,7 @@ fn start_which(root: &StateRoot, id: &str, own: Option<&State>) -> Result<Starte
             "cannot start container `{id}`: it is {status}, not created"
         )));
     }
+    start_hooks::ensure_single_thread(&st)?;
     let pidfd = PidFd::open_checked(st.pid, st.init_start_time)?
         .ok_or_else(|| Error::FailedPrecondition(format!("container `{id}` init has exited")))?;
     crate::trace!("start `{id}`: init pid {}", st.pid);

@@ -19,11 +19,22 @@ use oci_spec::runtime::{Hook, Process};
 use super::exec::{self, Spawn};
 use crate::hooks::{self, Spawned, Stage};
 use crate::pidfd::PidFd;
+use crate::process::single_thread;
 use crate::security::seccomp::Filter;
 use crate::state::{State, Status};
 use crate::{Error, Result};
 
+/// Running the hooks clones (as `exec` does): with hooks to run, the process must be
+/// single-threaded. `start` checks it before it touches the container.
+pub(super) fn ensure_single_thread(st: &State) -> Result<()> {
+    match Stage::StartContainer.hooks(&st.config) {
+        [] => Ok(()),
+        _ => single_thread::ensure("start (startContainer hooks)"),
+    }
+}
+
 /// Run the container's startContainer hooks in order; the first failure is the error.
+/// [`ensure_single_thread`] first.
 pub(super) fn run(st: &State, init: &PidFd) -> Result<()> {
     let list = Stage::StartContainer.hooks(&st.config);
     if list.is_empty() {

@@ -94,7 +94,8 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     if let Some(pid) = a.root_of {
         enter_root_of(pid, a.init_pidfd)?;
     }
-    // SAFETY: the joiner is a fork of the single-threaded harun, itself single-threaded.
+    // SAFETY: the joiner was cloned by a process that checked it had a single thread
+    // (process/single_thread.rs), so it has one thread too.
     match unsafe { clone_pidfd_parent()? } {
         Forked::Child => {
             let err = match super::catch_panic(|| setup(a)) {

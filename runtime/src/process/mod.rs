@@ -6,6 +6,7 @@ pub mod exec_fifo;
 pub mod finish;
 pub mod init;
 pub mod joiner;
+pub mod single_thread;
 
 /// Run the body of a forked child (the init, the joiner and its child). A panic there (debug
 /// builds unwind; release builds abort) becomes an error for the child to report and `_exit`
