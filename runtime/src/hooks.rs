@@ -9,7 +9,7 @@
 //! inside the container (container/start_hooks.rs).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use oci_spec::runtime::{Hook, Spec};
 
 use crate::error::{Error, Result};
+use crate::pidfd::PidFd;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -136,7 +137,7 @@ pub fn run(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: i32,
-    pub pidfd: OwnedFd,
+    pub pidfd: PidFd,
     pub stdin: OwnedFd,
 }
 
@@ -208,16 +209,7 @@ fn run_one(
     let outcome = supervise(child.pid, &child.pidfd, child.stdin, input, timeout);
     if !matches!(outcome, Ok(Outcome::Exited(_))) {
         // Timed out, or we could not watch it: never leave the hook running or unreaped.
-        // SAFETY: pidfd_send_signal on our pidfd of the hook; no pointers (info is NULL).
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                child.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
+        let _ = child.pidfd.signal(libc::SIGKILL);
         let _ = reap(child.pid);
     }
     match outcome? {
@@ -235,13 +227,11 @@ fn spawn(hook: &Hook) -> std::result::Result<Spawned, String> {
         .spawn()
         .map_err(|e| format!("cannot execute: {}", crate::error::Cause(&e)))?;
     let stdin = child.stdin.take().map(OwnedFd::from);
-    let started = pidfd_open(child.id()).map_err(|e| format!("pidfd_open: {e}"));
+    let pid = child.id() as i32;
+    // Our child, not waited for: the pid is its own.
+    let started = PidFd::open(pid).map_err(|e| e.to_string());
     match (started, stdin) {
-        (Ok(pidfd), Some(stdin)) => Ok(Spawned {
-            pid: child.id() as i32,
-            pidfd,
-            stdin,
-        }),
+        (Ok(pidfd), Some(stdin)) => Ok(Spawned { pid, pidfd, stdin }),
         (started, _) => {
             let _ = child.kill();
             let _ = child.wait();
@@ -304,7 +294,7 @@ enum Outcome {
 /// Feed `input` to the hook's stdin and wait for it to exit, or for the deadline.
 fn supervise(
     pid: i32,
-    pidfd: &OwnedFd,
+    pidfd: &PidFd,
     stdin: OwnedFd,
     input: &[u8],
     timeout: Option<Duration>,
@@ -377,18 +367,6 @@ fn poll_timeout(left: Duration) -> PollTimeout {
     // Round up so the loop does not spin on a sub-millisecond remainder.
     let ms = left.as_micros().div_ceil(1000);
     PollTimeout::try_from(ms.min(i32::MAX as u128)).unwrap_or(PollTimeout::MAX)
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: pidfd_open(pid, 0) reads no memory of ours; it returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the kernel just returned this fd (close-on-exec by default); nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// SIGPIPE blocked for this thread while we write to hooks; on drop, a SIGPIPE our writes

@@ -2,10 +2,9 @@
 //! enters). The process comes from a full OCI process JSON (`--process FILE`, what containerd
 //! writes) or from flags on top of the container's own process, as runc builds it.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -234,7 +233,7 @@ pub(super) fn spawn(st: &State, init: &PidFd, s: Spawn<'_>) -> Result<(i32, PidF
     // CVE-2019-5736 class: no process in the container may open our /proc/PID/exe.
     nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))?;
     let (ours, theirs) = channel::pair()?;
-    let init_fd = dup_owned(init)?;
+    let init_fd = init.try_clone()?;
     let namespaces = container_namespaces(&st.config);
     // SAFETY: both callers (`exec`, `start` before its hooks) checked that this process has
     // a single thread (single_thread::ensure), and nothing since has started one.
@@ -273,7 +272,8 @@ fn follow_joiner(ch: &channel::Channel, joiner: i32) -> Result<(i32, PidFd)> {
     }
     let _ = waitpid(Pid::from_raw(joiner), None);
     match (pid, error) {
-        (Some(p), None) => Ok((p, open_child_pidfd(p)?)),
+        // Our child, not waited for: the pid is its own.
+        (Some(p), None) => Ok((p, PidFd::open(p)?)),
         (Some(p), Some(m)) => {
             // Our child (CLONE_PARENT): reap it, or it lingers as a zombie in the container.
             let _ = waitpid(Pid::from_raw(p), None);
@@ -284,26 +284,6 @@ fn follow_joiner(ch: &channel::Channel, joiner: i32) -> Result<(i32, PidFd)> {
             "the joining process exited without a word".into(),
         )),
     }
-}
-
-fn open_child_pidfd(pid: i32) -> Result<PidFd> {
-    // SAFETY: pidfd_open takes a pid and flags; no pointers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(Error::sys(format!("pidfd_open {pid}"))(Errno::last()));
-    }
-    // SAFETY: a fresh fd from the kernel.
-    Ok(PidFd::from_owned(
-        unsafe { OwnedFd::from_raw_fd(fd as i32) },
-        pid,
-    ))
-}
-
-fn dup_owned(p: &PidFd) -> Result<OwnedFd> {
-    use std::os::fd::AsFd;
-    p.as_fd()
-        .try_clone_to_owned()
-        .map_err(Error::io("dup", "pidfd"))
 }
 
 /// Every namespace type the container's config lists (new or joined): the init is in each.

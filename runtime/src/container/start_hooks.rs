@@ -76,7 +76,7 @@ fn spawn(
     let (pid, pidfd) = exec::spawn(st, init, spawn).map_err(|e| format!("cannot execute: {e}"))?;
     Ok(Spawned {
         pid,
-        pidfd: pidfd.into_owned(),
+        pidfd,
         stdin: write,
     })
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::channel::Channel;
 use super::clone::{clone_pidfd_parent, Forked};
 use super::finish;
+use crate::pidfd::PidFd;
 use crate::security::seccomp::Filter;
 use crate::{cgroups, console, security, Error, Result};
 
@@ -33,7 +34,7 @@ pub enum FromJoiner {
 }
 
 pub struct JoinArgs<'a> {
-    pub init_pidfd: &'a OwnedFd,
+    pub init_pidfd: &'a PidFd,
     /// CLONE_NEW* flags of every namespace the container has.
     pub namespaces: CloneFlags,
     pub process: &'a Process,
@@ -80,7 +81,7 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     ]
     .into_iter()
     .flatten()
-    .chain([a.init_pidfd.as_raw_fd()])
+    .chain([a.init_pidfd.as_fd().as_raw_fd()])
     .collect();
     finish::close_fds_except(3 + a.preserve_fds as RawFd, &keep)?;
     // Join the cgroup while still in harun's cgroup namespace (moving a process across a
@@ -112,23 +113,17 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
 
 /// chroot to the root of process `pid`, whose pidfd `init` is (checked alive after the
 /// open, so the pid was not reused).
-fn enter_root_of(pid: i32, init: &OwnedFd) -> Result<()> {
+fn enter_root_of(pid: i32, init: &PidFd) -> Result<()> {
     use nix::fcntl::{open, OFlag};
     let path = format!("/proc/{pid}/root");
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let root = open(path.as_str(), flags, nix::sys::stat::Mode::empty())
         .map_err(Error::sys(format!("open the container's root `{path}`")))?;
-    // SAFETY: pidfd_send_signal with signal 0 and no info only checks the process exists.
-    let alive = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            init.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    nix::errno::Errno::result(alive).map_err(Error::sys("check the container's init"))?;
+    if !init.signal(0)? {
+        return Err(Error::sys("check the container's init")(
+            nix::errno::Errno::ESRCH,
+        ));
+    }
     nix::unistd::fchdir(&root).map_err(Error::sys("chdir to the container's root"))?;
     nix::unistd::chroot(".").map_err(Error::sys("chroot to the container's root"))?;
     nix::unistd::chdir("/").map_err(Error::sys("chdir to `/`"))
