@@ -8,6 +8,7 @@
 //! [`run_with`] takes another way to start each hook: `start` runs startContainer hooks
 //! inside the container (container/start_hooks.rs).
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -79,50 +80,112 @@ impl Stage {
 pub fn validate(spec: &Spec) -> Result<()> {
     for stage in Stage::ALL {
         for (i, hook) in stage.hooks(spec).iter().enumerate() {
-            check_hook(hook).map_err(|(f, reason)| {
-                Error::spec(format!("hooks.{}[{i}].{f}", stage.name()), reason)
-            })?;
+            check_hook(hook, &format!("hooks.{}[{i}]", stage.name()))?;
         }
     }
     Ok(())
 }
 
-/// The problem with `hook`, as (field under the hook, reason).
-fn check_hook(hook: &Hook) -> std::result::Result<(), (String, String)> {
+/// The problem with `hook`, as a spec error of a field under `at` (`hooks.prestart[0]`, or
+/// "" where the caller names the hook).
+fn check_hook(hook: &Hook, at: &str) -> Result<()> {
+    let bad = |field: &str, reason: String| match at {
+        "" => Err(Error::spec(field, reason)),
+        at => Err(Error::spec(format!("{at}.{field}"), reason)),
+    };
     let path = hook.path();
     if !path.is_absolute() {
-        let reason = format!("`{}` is not an absolute path", path.display());
-        return Err(("path".into(), reason));
+        return bad(
+            "path",
+            format!("`{}` is not an absolute path", path.display()),
+        );
     }
     if path.as_os_str().as_encoded_bytes().contains(&0) {
-        return Err(("path".into(), "contains a NUL byte".into()));
+        return bad("path", "contains a NUL byte".into());
     }
     if let Some(t) = hook.timeout().filter(|&t| t <= 0) {
-        let reason = format!("must be a positive number of seconds, got {t}");
-        return Err(("timeout".into(), reason));
+        return bad(
+            "timeout",
+            format!("must be a positive number of seconds, got {t}"),
+        );
     }
     for (j, arg) in hook.args().iter().flatten().enumerate() {
         if arg.contains('\0') {
-            return Err((format!("args[{j}]"), "contains a NUL byte".into()));
+            return bad(&format!("args[{j}]"), "contains a NUL byte".into());
         }
     }
     for (j, kv) in hook.env().iter().flatten().enumerate() {
-        if let Err(reason) = split_env(kv) {
-            return Err((format!("env[{j}]"), reason));
+        if split_env(kv).is_none() {
+            let reason = match kv.contains('\0') {
+                true => "contains a NUL byte".into(),
+                false => format!("`{kv}` is not KEY=VALUE"),
+            };
+            return bad(&format!("env[{j}]"), reason);
         }
     }
     Ok(())
 }
 
-fn split_env(kv: &str) -> std::result::Result<(&str, &str), String> {
-    if kv.contains('\0') {
-        return Err("contains a NUL byte".into());
-    }
+/// `KEY=VALUE` as (KEY, VALUE); None with an empty key or a NUL byte.
+fn split_env(kv: &str) -> Option<(&str, &str)> {
     match kv.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k, v)),
-        _ => Err(format!("`{kv}` is not KEY=VALUE")),
+        Some((k, v)) if !k.is_empty() && !kv.contains('\0') => Some((k, v)),
+        _ => None,
     }
 }
+
+/// Why a hook failed: [`Error::Hook`] says which hook.
+#[derive(Debug)]
+pub enum HookFailure {
+    /// It could not be executed on the host (std reports execve's errno).
+    Spawn(io::Error),
+    /// A startContainer hook could not be started in the container.
+    StartInContainer(Box<Error>),
+    /// It exited with this status, not 0.
+    Exited(i32),
+    /// This signal killed it.
+    Killed(i32),
+    /// It ran past its `timeout` (seconds) and was killed.
+    TimedOut(u64),
+    /// Running it failed otherwise: its entry is invalid, or watching it (poll, wait, its
+    /// stdin pipe) did.
+    Failed(Box<Error>),
+}
+
+impl HookFailure {
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            HookFailure::StartInContainer(e) | HookFailure::Failed(e) => e.kind(),
+            _ => crate::ErrorKind::System,
+        }
+    }
+
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            HookFailure::Spawn(e) => e.raw_os_error().map(Errno::from_raw),
+            HookFailure::StartInContainer(e) | HookFailure::Failed(e) => e.errno(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for HookFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookFailure::Spawn(e) => write!(f, "cannot execute: {}", crate::error::Cause(e)),
+            HookFailure::StartInContainer(e) => write!(f, "cannot execute: {e}"),
+            HookFailure::Exited(code) => write!(f, "exited with status {code}"),
+            HookFailure::Killed(sig) => match Signal::try_from(*sig) {
+                Ok(s) => write!(f, "killed by signal {sig} ({})", s.as_str()),
+                Err(_) => write!(f, "killed by signal {sig}"),
+            },
+            HookFailure::TimedOut(secs) => write!(f, "timed out after {secs}s"),
+            HookFailure::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+type Failed<T> = std::result::Result<T, HookFailure>;
 
 /// Run the hooks of `stage` in order, each with `state_json` on stdin. The first failure
 /// stops the run: `Error::Hook` with the hook's index and path and the reason ("exited
@@ -147,12 +210,12 @@ pub fn run_with(
     stage: Stage,
     hooks: &[Hook],
     state_json: &[u8],
-    mut start: impl FnMut(&Hook) -> std::result::Result<Spawned, String>,
+    mut start: impl FnMut(&Hook) -> Failed<Spawned>,
 ) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
         crate::trace!("{} hook #{index} `{}`", stage.name(), hook.path().display());
         run_one(hook, state_json, &mut start)
-            .map_err(|reason| hook_error(stage, index, hook, reason))?;
+            .map_err(|failure| hook_error(stage, index, hook, failure))?;
     }
     Ok(())
 }
@@ -168,17 +231,17 @@ pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Error> {
         .filter_map(|(index, hook)| {
             crate::trace!("{} hook #{index} `{}`", stage.name(), hook.path().display());
             let failed = run_one(hook, state_json, &mut spawn).err();
-            failed.map(|reason| hook_error(stage, index, hook, reason))
+            failed.map(|failure| hook_error(stage, index, hook, failure))
         })
         .collect()
 }
 
-fn hook_error(stage: Stage, index: usize, hook: &Hook, reason: String) -> Error {
+fn hook_error(stage: Stage, index: usize, hook: &Hook, failure: HookFailure) -> Error {
     Error::Hook {
         stage: stage.name(),
         index,
         path: hook.path().clone(),
-        reason,
+        failure,
     }
 }
 
@@ -199,9 +262,9 @@ pub fn state_in_container(state_json: &str, status: &str, pid: i32) -> String {
 fn run_one(
     hook: &Hook,
     input: &[u8],
-    start: &mut impl FnMut(&Hook) -> std::result::Result<Spawned, String>,
-) -> std::result::Result<(), String> {
-    check_hook(hook).map_err(|(f, reason)| format!("{f}: {reason}"))?;
+    start: &mut impl FnMut(&Hook) -> Failed<Spawned>,
+) -> Failed<()> {
+    check_hook(hook, "").map_err(|e| HookFailure::Failed(Box::new(e)))?;
     let timeout = hook
         .timeout()
         .map(|t| Duration::from_secs(t.unsigned_abs()));
@@ -212,48 +275,43 @@ fn run_one(
         let _ = child.pidfd.signal(libc::SIGKILL);
         let _ = reap(child.pid);
     }
-    match outcome? {
+    match outcome.map_err(|e| HookFailure::Failed(Box::new(e)))? {
         Outcome::Exited(status) => describe_failure(status).map_or(Ok(()), Err),
-        Outcome::TimedOut => Err(format!(
-            "timed out after {}s",
-            timeout.unwrap_or_default().as_secs()
-        )),
+        Outcome::TimedOut => Err(HookFailure::TimedOut(timeout.unwrap_or_default().as_secs())),
     }
 }
 
 /// Start `hook` on the host (every stage but startContainer).
-fn spawn(hook: &Hook) -> std::result::Result<Spawned, String> {
-    let mut child = command(hook)?
-        .spawn()
-        .map_err(|e| format!("cannot execute: {}", crate::error::Cause(&e)))?;
+fn spawn(hook: &Hook) -> Failed<Spawned> {
+    let mut child = command(hook).spawn().map_err(HookFailure::Spawn)?;
     let stdin = child.stdin.take().map(OwnedFd::from);
     let pid = child.id() as i32;
     // Our child, not waited for: the pid is its own.
-    let started = PidFd::open(pid).map_err(|e| e.to_string());
+    let started = PidFd::open(pid).map_err(|e| HookFailure::Failed(Box::new(e)));
     match (started, stdin) {
         (Ok(pidfd), Some(stdin)) => Ok(Spawned { pid, pidfd, stdin }),
         (started, _) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(started.err().unwrap_or_else(|| "no stdin pipe".into()))
+            let no_stdin =
+                || HookFailure::Failed(Box::new(Error::Internal("no stdin pipe".into())));
+            Err(started.err().unwrap_or_else(no_stdin))
         }
     }
 }
 
-fn command(hook: &Hook) -> std::result::Result<Command, String> {
+/// The command for `hook` (checked by [`check_hook`] first: its env entries are KEY=VALUE).
+fn command(hook: &Hook) -> Command {
     let mut cmd = Command::new(hook.path());
     if let Some((arg0, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(arg0).args(rest);
     }
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
-        let (k, v) = split_env(kv)?;
-        cmd.env(k, v);
-    }
+    cmd.envs(hook.env().iter().flatten().filter_map(|kv| split_env(kv)));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    Ok(cmd)
+    cmd
 }
 
 /// waitpid for our child `pid`.
@@ -270,19 +328,17 @@ fn reap(pid: i32) -> io::Result<ExitStatus> {
 }
 
 /// `None` for success, else why the hook failed.
-fn describe_failure(status: ExitStatus) -> Option<String> {
+fn describe_failure(status: ExitStatus) -> Option<HookFailure> {
     if status.success() {
         return None;
     }
-    Some(if let Some(code) = status.code() {
-        format!("exited with status {code}")
-    } else if let Some(sig) = status.signal() {
-        match Signal::try_from(sig) {
-            Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
-            Err(_) => format!("killed by signal {sig}"),
-        }
-    } else {
-        format!("ended with {status}")
+    Some(match (status.code(), status.signal()) {
+        (Some(code), _) => HookFailure::Exited(code),
+        (None, Some(sig)) => HookFailure::Killed(sig),
+        // Waited for without WUNTRACED/WCONTINUED: it exited or was killed.
+        (None, None) => HookFailure::Failed(Box::new(Error::Internal(format!(
+            "hook ended with {status}"
+        )))),
     })
 }
 
@@ -298,14 +354,14 @@ fn supervise(
     stdin: OwnedFd,
     input: &[u8],
     timeout: Option<Duration>,
-) -> std::result::Result<Outcome, String> {
+) -> Result<Outcome> {
     let deadline = timeout.map(|t| Instant::now() + t);
     fcntl(&stdin, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-        .map_err(|e| format!("set stdin non-blocking: {e}"))?;
+        .map_err(Error::sys("make the hook's stdin non-blocking"))?;
     let mut stdin = Some(stdin);
     // A hook that closes stdin without reading it makes our write fail with EPIPE, which is
     // fine; SIGPIPE must not kill the runtime meanwhile.
-    let _sigpipe = SigpipeBlocked::new().map_err(|e| format!("block SIGPIPE: {e}"))?;
+    let _sigpipe = SigpipeBlocked::new().map_err(Error::sys("block SIGPIPE"))?;
     let mut written = 0;
     loop {
         if written == input.len() {
@@ -329,13 +385,13 @@ fn supervise(
             match poll(&mut fds, wait) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(format!("poll: {e}")),
+                Err(e) => return Err(Error::sys("poll the hook")(e)),
             }
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
             (ready(&fds[0]), fds.get(1).is_some_and(ready))
         };
         if exited {
-            let status = reap(pid).map_err(|e| format!("wait: {e}"))?;
+            let status = reap(pid).map_err(Error::io("wait for", "the hook"))?;
             return Ok(Outcome::Exited(status));
         }
         if writable {
@@ -411,6 +467,7 @@ fn sigpipe() -> SigSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
     use oci_spec::runtime::HookBuilder;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -460,8 +517,8 @@ mod tests {
                 stage,
                 index,
                 path,
-                reason,
-            }) => (stage, index, path, reason),
+                failure,
+            }) => (stage, index, path, failure.to_string()),
             other => panic!("expected a hook error, got {other:?}"),
         }
     }
@@ -757,7 +814,13 @@ mod tests {
             .path("/nonexistent/hook")
             .build()
             .unwrap();
-        let (_, index, path, reason) = hook_error(run(Stage::CreateContainer, &[hook], b"{}"));
+        let r = run(Stage::CreateContainer, &[hook], b"{}");
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.errno()),
+            (ErrorKind::System, Some(Errno::ENOENT))
+        );
+        let (_, index, path, reason) = hook_error(r);
         assert_eq!(index, 0);
         assert_eq!(path, PathBuf::from("/nonexistent/hook"));
         assert!(
@@ -769,7 +832,9 @@ mod tests {
     #[test]
     fn an_invalid_hook_fails_without_running() {
         let hook = HookBuilder::default().path("true").build().unwrap();
-        let (_, _, _, reason) = hook_error(run(Stage::Poststop, &[hook], b"{}"));
+        let r = run(Stage::Poststop, &[hook], b"{}");
+        assert_eq!(r.as_ref().unwrap_err().kind(), ErrorKind::InvalidInput);
+        let (_, _, _, reason) = hook_error(r);
         assert_eq!(reason, "path: `true` is not an absolute path");
     }
 

@@ -4,10 +4,10 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
-use nix::sys::signal::Signal;
+use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::{mkfifo, Pid};
 
 use crate::hooks::{self, Stage};
@@ -17,7 +17,7 @@ use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
 use crate::process::clone::{clone_pidfd_into, Forked};
 use crate::process::exec_fifo;
 use crate::process::init::{self, InitArgs};
-use crate::process::single_thread;
+use crate::process::{self, single_thread};
 use crate::rootfs::{host, overlay};
 use crate::spec::{self, Bundle};
 use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
@@ -300,22 +300,20 @@ fn create_in(
         cgroup: Some(cgroup.record.clone()),
     };
     if let Err(e) = follow_init(&ours, &st, bundle) {
-        // The channel closing (EOF, EPIPE) means the init died: its death is the cause.
-        let died = matches!(&e, Error::Init(m) if m.starts_with("exited before"))
-            || matches!(
-                e.errno(),
-                Some(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET)
-            );
         // Harmless if it is dead already: a zombie keeps the status it died with.
         let _ = pidfd.signal(libc::SIGKILL);
         let status = waitpid(Pid::from_raw(pid), None);
-        let oom_killed = || {
-            let events = cgroup.cgroup.keyed("memory.events").ok().flatten();
-            events.is_some_and(|m| m.get("oom_kill").is_some_and(|&n| n > 0))
-        };
-        return Err(match status {
-            Ok(ws) if died => init_death(ws, oom_killed()).map(Error::Init).unwrap_or(e),
-            _ => e,
+        return Err(match (e, status) {
+            // The channel closed: the init died, and how is the cause.
+            (Error::Ended { process, .. }, Ok(ws)) => {
+                let events = cgroup.cgroup.keyed("memory.events").ok().flatten();
+                let oom_killed = events.is_some_and(|m| m.get("oom_kill").is_some_and(|&n| n > 0));
+                Error::Ended {
+                    process,
+                    how: process::ended_how(ws, oom_killed),
+                }
+            }
+            (e, _) => e,
         });
     }
     crate::trace!("the init is ready");
@@ -337,32 +335,16 @@ fn create_in(
     })
 }
 
-/// Run the parent side of the init protocol until the init is ready.
-/// Why the init died before it was ready, in words; `None` when its status does not tell
-/// (killed by SIGKILL, ours or the kernel's, without an OOM kill in the cgroup).
-fn init_death(status: WaitStatus, oom_killed: bool) -> Option<String> {
-    let how = match status {
-        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
-        WaitStatus::Signaled(_, Signal::SIGKILL, _) if oom_killed => {
-            "was killed by the kernel's OOM killer (linux.resources.memory.limit is too low \
-             for the container to start)"
-                .to_string()
-        }
-        WaitStatus::Signaled(_, Signal::SIGKILL, _) => return None,
-        WaitStatus::Signaled(_, sig, _) => format!("was killed by {sig}"),
-        _ => return None,
-    };
-    Some(format!("the init {how} before it was ready"))
-}
-
+/// Run the parent side of the init protocol until the init is ready. The init dying on the
+/// way is [`Error::Ended`] (how it died is for the caller to find out).
 fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()> {
     if bundle.plan.is_new(LinuxNamespaceType::User) {
         idmap::write_maps(st.pid, &bundle.spec)?;
-        ch.send(&ToInit::Mapped)?;
+        ch.send(&ToInit::Mapped).map_err(died)?;
     }
     let mut expect = Expect::RuntimeHooks;
     loop {
-        let msg: Option<FromInit> = ch.recv()?;
+        let msg: Option<FromInit> = ch.recv().map_err(died)?;
         let (next, action) = expect.next(msg);
         expect = next;
         match action {
@@ -371,10 +353,30 @@ fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()>
                 for stage in [Stage::Prestart, Stage::CreateRuntime] {
                     hooks::run(stage, stage.hooks(&bundle.spec), state_json.as_bytes())?;
                 }
-                ch.send(&ToInit::Continue { state: state_json })?;
+                ch.send(&ToInit::Continue { state: state_json })
+                    .map_err(died)?;
             }
             Action::Finish => return Ok(()),
-            Action::Fail(m) => return Err(Error::Init(m)),
+            failed => return Err(failed.error().unwrap_or_else(died_error)),
         }
+    }
+}
+
+/// A send or receive on the channel that failed because the init's end is gone (EPIPE,
+/// ECONNRESET): the init died.
+fn died(e: Error) -> Error {
+    match e {
+        Error::Sys {
+            errno: Errno::EPIPE | Errno::ECONNRESET,
+            ..
+        } => died_error(),
+        other => other,
+    }
+}
+
+fn died_error() -> Error {
+    Error::Ended {
+        process: channel::INIT,
+        how: None,
     }
 }

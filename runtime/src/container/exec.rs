@@ -16,7 +16,7 @@ use crate::pidfd::PidFd;
 use crate::process::channel;
 use crate::process::clone::{clone_pidfd, Forked};
 use crate::process::joiner::{self, FromJoiner, JoinArgs};
-use crate::process::single_thread;
+use crate::process::{self, single_thread};
 use crate::security::seccomp::Filter;
 use crate::security::user;
 use crate::state::{self, State, StateRoot, Status};
@@ -261,28 +261,32 @@ pub(super) fn spawn(st: &State, init: &PidFd, s: Spawn<'_>) -> Result<(i32, PidF
 
 /// Read until both the joiner and the process have closed the channel (the joiner exits, the
 /// process execs or dies): the joiner's Pid and the process's Error can come in either order.
-/// Reap the joiner, and the process too when it failed.
+/// Reap the joiner, and the process too when it failed. A failure comes back with its kind
+/// and errno ([`Error::InContainer`]).
 fn follow_joiner(ch: &channel::Channel, joiner: i32) -> Result<(i32, PidFd)> {
     let (mut pid, mut error) = (None, None);
     while let Some(msg) = ch.recv::<FromJoiner>()? {
         match msg {
             FromJoiner::Pid(p) => pid = Some(p),
-            FromJoiner::Error(m) => error = error.or(Some(m)),
+            FromJoiner::Error(r) => error = error.or(Some(r)),
         }
     }
-    let _ = waitpid(Pid::from_raw(joiner), None);
+    let joiner_status = waitpid(Pid::from_raw(joiner), None);
     match (pid, error) {
         // Our child, not waited for: the pid is its own.
         (Some(p), None) => Ok((p, PidFd::open(p)?)),
-        (Some(p), Some(m)) => {
+        (Some(p), Some(r)) => {
             // Our child (CLONE_PARENT): reap it, or it lingers as a zombie in the container.
             let _ = waitpid(Pid::from_raw(p), None);
-            Err(Error::Init(m))
+            Err(Error::InContainer(Box::new(r)))
         }
-        (None, Some(m)) => Err(Error::Init(m)),
-        (None, None) => Err(Error::Init(
-            "the joining process exited without a word".into(),
-        )),
+        (None, Some(r)) => Err(Error::InContainer(Box::new(r))),
+        (None, None) => Err(Error::Ended {
+            process: "the process joining the container",
+            how: joiner_status
+                .ok()
+                .and_then(|ws| process::ended_how(ws, false)),
+        }),
     }
 }
 

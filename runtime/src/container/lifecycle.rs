@@ -160,11 +160,11 @@ fn release_init(dir: &LockedDir, pidfd: &PidFd) -> Result<()> {
         match exec_fifo::parse(&read, eof) {
             Word::Pending => {}
             Word::Go => break,
-            Word::Failed(msg) => {
-                let _ = fs::remove_file(&path);
-                return Err(Error::Init(msg));
-            }
             Word::Died => return Err(init_exited()),
+            failed => {
+                let _ = fs::remove_file(&path);
+                return Err(failed.error().unwrap_or_else(init_exited));
+            }
         }
         // Keep only what parse needs: the filler is not.
         if read.iter().all(|&b| b == exec_fifo::FILLER) {

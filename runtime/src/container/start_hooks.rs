@@ -17,7 +17,7 @@ use nix::fcntl::OFlag;
 use oci_spec::runtime::{Hook, Process};
 
 use super::exec::{self, Spawn};
-use crate::hooks::{self, Spawned, Stage};
+use crate::hooks::{self, HookFailure, Spawned, Stage};
 use crate::pidfd::PidFd;
 use crate::process::single_thread;
 use crate::security::seccomp::Filter;
@@ -62,9 +62,9 @@ fn spawn(
     process: &Process,
     hook: &Hook,
     seccomp: Option<&Filter>,
-) -> std::result::Result<Spawned, String> {
-    let (read, write): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe for stdin: {e}"))?;
+) -> std::result::Result<Spawned, HookFailure> {
+    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| HookFailure::Failed(Box::new(Error::sys("pipe for the hook's stdin")(e))))?;
     let spawn = Spawn {
         process,
         program: Some(hook.path()),
@@ -73,7 +73,8 @@ fn spawn(
         preserve_fds: 0,
         seccomp,
     };
-    let (pid, pidfd) = exec::spawn(st, init, spawn).map_err(|e| format!("cannot execute: {e}"))?;
+    let (pid, pidfd) =
+        exec::spawn(st, init, spawn).map_err(|e| HookFailure::StartInContainer(Box::new(e)))?;
     Ok(Spawned {
         pid,
         pidfd,

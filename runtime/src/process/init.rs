@@ -63,7 +63,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
     if READY_SENT.load(Ordering::Relaxed)
         || args
             .channel
-            .send_by_write(&FromInit::Error(err.to_string()))
+            .send_by_write(&FromInit::Error(err.report()))
             .is_err()
     {
         crate::stderr::line(&format!("harun init: {err}"));
@@ -108,8 +108,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     a.channel.send(&FromInit::RuntimeHooks)?;
     let state = match a.channel.recv::<ToInit>()? {
         Some(ToInit::Continue { state }) => state,
-        Some(other) => return Err(Error::Init(format!("unexpected {other:?} from the parent"))),
-        None => return Err(Error::Init("parent exited during create".into())),
+        Some(other) => {
+            return Err(Error::Internal(format!(
+                "init channel: unexpected {other:?} from the parent"
+            )))
+        }
+        None => return Err(Error::Internal("the parent exited during create".into())),
     };
     hooks::run(
         Stage::CreateContainer,
@@ -180,7 +184,11 @@ fn ready(a: &InitArgs<'_>) -> Result<()> {
 fn wait_for_maps(a: &InitArgs<'_>) -> Result<()> {
     match a.channel.recv::<ToInit>()? {
         Some(ToInit::Mapped) => {}
-        other => return Err(Error::Init(format!("expected the id maps, got {other:?}"))),
+        other => {
+            return Err(Error::Internal(format!(
+                "init channel: expected the id maps, got {other:?}"
+            )))
+        }
     }
     let linux = a.spec.linux().as_ref();
     let maps_zero = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {

@@ -4,8 +4,9 @@
 //! harun (non-dumpable) --clone--> joiner: setns(init pidfd, every namespace of the container)
 //!                                   --clone(CLONE_PARENT)--> process: harun's own child, in
 //!                                   the container's pid namespace; sets up credentials, execs
-//! joiner --Pid(host pid)--> harun, exits.   process --Error(msg)--> harun, or its channel
-//! end closes on exec (EOF = it runs).
+//! joiner --Pid(host pid)--> harun, exits.   process --Error(report)--> harun, or its
+//! channel end closes on exec (EOF = it runs). Either may send Error (kind, errno, field and
+//! text: see `Reported`).
 //! ```
 //! One setns on the init's pidfd enters all namespaces atomically (Linux >= 5.8), so there is
 //! no window with half the namespaces joined and no /proc path to race on.
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::channel::Channel;
 use super::clone::{clone_pidfd_parent, Forked};
 use super::finish;
+use crate::error::Reported;
 use crate::pidfd::PidFd;
 use crate::security::seccomp::Filter;
 use crate::{cgroups, console, security, Error, Result};
@@ -30,7 +32,8 @@ use crate::{cgroups, console, security, Error, Result};
 pub enum FromJoiner {
     /// Host pid of the process (a child of harun's, thanks to CLONE_PARENT).
     Pid(i32),
-    Error(String),
+    /// A step failed: the real cause, kind and errno kept.
+    Error(Reported),
 }
 
 pub struct JoinArgs<'a> {
@@ -64,7 +67,7 @@ pub fn run(a: JoinArgs<'_>) -> ! {
     crate::trace::stop();
     let result = super::catch_panic(|| join_and_spawn(&a));
     if let Err(e) = result {
-        let _ = a.channel.send(&FromJoiner::Error(e.to_string()));
+        let _ = a.channel.send(&FromJoiner::Error(e.report()));
         // SAFETY: _exit never returns; nothing of this fork should run destructors.
         unsafe { libc::_exit(1) }
     }
@@ -103,7 +106,7 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            let _ = a.channel.send_by_write(&FromJoiner::Error(err.to_string()));
+            let _ = a.channel.send_by_write(&FromJoiner::Error(err.report()));
             // SAFETY: _exit never returns.
             unsafe { libc::_exit(1) }
         }
