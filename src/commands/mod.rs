@@ -76,7 +76,7 @@ fn each(ids: &[String], log: &Logger, mut act: impl FnMut(&str) -> Result<()>) -
     let mut code = 0;
     for id in ids {
         if let Err(e) = act(id) {
-            log.error(&e.to_string());
+            log.error(&e);
             code = 1;
         }
     }
