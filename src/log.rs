@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use harun_runtime::warning::{Level, Warning};
 use harun_runtime::{Error, Result};
 
 use crate::cli::{Global, LogFormat};
@@ -63,6 +64,17 @@ impl Logger {
         let msg = e.to_string();
         harun_runtime::stderr::line(&format!("harun: {msg}"));
         self.to_file("error", &msg, Some(e));
+    }
+
+    /// The library's warnings, each as [`Logger::warn`]; those of [`Level::Debug`] are
+    /// `--debug` lines (with their time, as the runtime's steps).
+    pub fn warnings(&self, warnings: &[Warning]) {
+        for w in warnings {
+            match w.level() {
+                Level::Warning => self.warn(&w.to_string()),
+                Level::Debug => harun_runtime::trace!("{w}"),
+            }
+        }
     }
 
     pub fn warn(&self, msg: &str) {

@@ -23,6 +23,7 @@ use oci_spec::runtime::{Hook, Spec};
 
 use crate::error::{Error, Result};
 use crate::pidfd::PidFd;
+use crate::Warning;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -221,17 +222,18 @@ pub fn run_with(
 }
 
 /// Run every hook of `stage`, whatever the others did, and return the failures (as
-/// [`run`] describes them). runtime.md "Lifecycle" steps 9 and 13: a failing poststart or
-/// poststop hook is a warning, "the remaining hooks and lifecycle continue as if the hook
-/// had succeeded". (runc 1.1.5 stops at the first failure of a stage; crun goes on.)
-pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Error> {
+/// [`run`] describes them) as warnings. runtime.md "Lifecycle" steps 9 and 13: a failing
+/// poststart or poststop hook is a warning, "the remaining hooks and lifecycle continue as
+/// if the hook had succeeded". (runc 1.1.5 stops at the first failure of a stage; crun goes
+/// on.)
+pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Warning> {
     hooks
         .iter()
         .enumerate()
         .filter_map(|(index, hook)| {
             crate::trace!("{} hook #{index} `{}`", stage.name(), hook.path().display());
             let failed = run_one(hook, state_json, &mut spawn).err();
-            failed.map(|failure| hook_error(stage, index, hook, failure))
+            failed.map(|failure| Warning::Hook(hook_error(stage, index, hook, failure)))
         })
         .collect()
 }

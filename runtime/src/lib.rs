@@ -25,8 +25,10 @@ pub mod time;
 pub mod timens;
 pub mod trace;
 pub mod units;
+pub mod warning;
 
 pub use error::{Error, ErrorKind, Result};
+pub use warning::Warning;
 
 #[cfg(test)]
 mod proptests;

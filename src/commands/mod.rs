@@ -41,13 +41,13 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
     let root = StateRoot::new(&cli.global.root);
     match &cli.command {
         Command::Spec { bundle } => spec::run(bundle),
-        Command::Create { create, id } => create::run(&root, create, id),
+        Command::Create { create, id } => create::run(&root, create, id, log),
         Command::Start { id } => simple::start(&root, id, log),
         Command::State { id } => simple::state(&root, id),
         Command::Kill { all, id, signal } => simple::kill(&root, id, signal, *all),
         Command::Delete { force, ids } => simple::delete(&root, ids, *force, log),
         Command::Run(args) => run::run(&root, args, log),
-        Command::Exec(args) => exec::run(&root, args),
+        Command::Exec(args) => exec::run(&root, args, log),
         Command::List { format, quiet } => list::run(&root, *format, *quiet, log),
         Command::Stop(args) => stop::run(&root, args, log),
         Command::Inspect { id } => inspect::run(&root, id),
@@ -60,13 +60,6 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Update(args) => update::run(&root, args),
         Command::Completion { shell } => completion::script(*shell),
         Command::Man => completion::man(),
-    }
-}
-
-/// Print poststart/poststop hook failures: they do not fail the command (OCI runtime.md).
-fn warn_all(log: &Logger, warnings: &[Error]) {
-    for w in warnings {
-        log.warn(&w.to_string());
     }
 }
 

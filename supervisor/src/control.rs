@@ -14,7 +14,7 @@ use std::time::Duration;
 use harun_runtime::container;
 use harun_runtime::pidfd::PidFd;
 use harun_runtime::state::StateRoot;
-use harun_runtime::{Error, Result};
+use harun_runtime::{Error, Result, Warning};
 use serde_json::{json, Value};
 
 use crate::events::{self, rfc3339_ms, EVENTS_FILE};
@@ -185,7 +185,7 @@ fn stop_unsupervised(root: &StateRoot, id: &str, timeout: Option<Duration>) -> R
 /// `harun delete [--force] ID` for any container: a supervised one is stopped through its
 /// supervisor first (only with `--force` while supervision goes on), then the container and
 /// its supervision (record, events, logs) are removed. Returns poststop hook warnings.
-pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Warning>> {
     if id == SUPERVISE_DIR {
         // It looks like a container dir to the runtime; deleting it would drop every
         // container's supervision.

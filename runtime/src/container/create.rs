@@ -21,7 +21,7 @@ use crate::process::{self, single_thread};
 use crate::rootfs::{host, overlay};
 use crate::spec::{self, Bundle};
 use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
-use crate::{cgroups, console, idmap, procfs, time, timens, Error, Result};
+use crate::{cgroups, console, idmap, procfs, time, timens, Error, Result, Warning};
 use oci_spec::runtime::LinuxNamespaceType;
 
 /// Where a terminal's pty master goes.
@@ -95,6 +95,8 @@ pub struct Created {
     pub pidfd: PidFd,
     /// The pty master, for [`Console::Internal`].
     pub console_master: Option<OwnedFd>,
+    /// Capabilities the process does not get, notes on its seccomp filter.
+    pub warnings: Vec<Warning>,
 }
 
 /// Create the container `opts.id`: on success its init waits for `start`.
@@ -143,7 +145,16 @@ pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
         }
     };
     match create_in(&dir, &bundle, opts, console, overlay.as_ref(), &cgroup) {
-        Ok(created) => Ok(created),
+        Ok(mut created) => {
+            let process = bundle.spec.process().as_ref();
+            created
+                .warnings
+                .extend(process.into_iter().flat_map(Warning::of_capabilities));
+            created
+                .warnings
+                .extend(Warning::of_seccomp(bundle.seccomp.as_ref()));
+            Ok(created)
+        }
         Err(e) => {
             // Best effort: the original error is what the user needs. Removing the cgroup
             // also kills whatever the init left in it.
@@ -332,6 +343,7 @@ fn create_in(
         state: st,
         pidfd,
         console_master: master,
+        warnings: Vec::new(),
     })
 }
 

@@ -20,7 +20,7 @@ use crate::process::{self, single_thread};
 use crate::security::seccomp::Filter;
 use crate::security::user;
 use crate::state::{self, State, StateRoot, Status};
-use crate::{console, spec, Error, Result};
+use crate::{console, spec, Error, Result, Warning};
 
 #[derive(Debug)]
 pub struct ExecOptions<'a> {
@@ -36,6 +36,8 @@ pub struct ExecOptions<'a> {
 pub struct Execed {
     pub pidfd: PidFd,
     pub console_master: Option<OwnedFd>,
+    /// Capabilities the process does not get, notes on its seccomp filter.
+    pub warnings: Vec<Warning>,
 }
 
 /// exec's flags, for building the process the way runc does without `--process`.
@@ -207,9 +209,13 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
     if let Some(p) = opts.pid_file {
         state::write_file_atomic(p, pid.to_string().as_bytes())?;
     }
+    let warnings = Warning::of_capabilities(&opts.process)
+        .chain(Warning::of_seccomp(seccomp.as_ref()))
+        .collect();
     Ok(Execed {
         pidfd,
         console_master: master,
+        warnings,
     })
 }
 
