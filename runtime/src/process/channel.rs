@@ -1,4 +1,5 @@
-//! The parent <-> init conversation during create, over a SOCK_SEQPACKET socketpair.
+//! The parent <-> init conversation during create, over a SOCK_SEQPACKET socketpair. (The
+//! init's steps around it: process/init.rs.)
 //!
 //! The order is fixed and checked on the parent side by [`Expect::next`], a pure state
 //! machine with unit tests:

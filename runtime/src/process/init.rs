@@ -2,12 +2,23 @@
 //! named steps, tells the parent it is ready, waits for `start` on exec.fifo, then execs the
 //! user process. A failing step is reported to the parent as the real cause.
 //!
-//! Security-critical order (one screen, as crun's container_init_setup):
-//! namespaces -> mounts -> runtime hooks -> pivot_root -> hostname, sysctl -> masked and
-//! read-only paths -> console -> seccomp compiled -> `finish::finish` (rlimits -> bounding
-//! set -> cwd -> user -> program -> fds closed -> signals -> (seccomp installed, without
-//! no_new_privs) -> no_new_privs -> capabilities) -> ready -> wait on exec.fifo (`start` runs
-//! the startContainer hooks meanwhile) -> (seccomp installed, with no_new_privs) -> exec.
+//! The order, security-critical, as `setup` has it on one screen (crun's
+//! container_init_setup). This is the one description; other modules refer to it. `create`
+//! did the rest before the clone: validated the spec, compiled the seccomp filter, made the
+//! cgroup and the namespaces the clone flags ask for.
+//!
+//! ```text
+//! parent death signal -> (new user ns: wait for the id maps, become root in it;
+//!   else: not dumpable) -> join namespaces given by path -> oomScoreAdj
+//! -> rootfs::prepare (mounts, devices, in the host's root)
+//! -> prestart and createRuntime hooks (run by the parent) -> createContainer hooks
+//! -> rootfs::enter (pivot_root) -> hostname, domainname -> sysctl
+//! -> rootfs::finalize (masked and read-only paths, read-only root, propagation)
+//! -> console -> finish::finish (rlimits, user, cwd, fds, capabilities and seccomp, in the
+//!    order process/finish.rs gives, shared with `exec`)
+//! -> ready -> wait on exec.fifo (`start` runs the startContainer hooks meanwhile)
+//! -> [with no_new_privs: seccomp installed] -> tell `start` -> execve
+//! ```
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};

@@ -1,11 +1,8 @@
 //! Security steps of the container init, and their validation.
 //!
-//! Order in the init (each step returns `Result`; none may be skipped on error; the recipe
-//! is `process::finish`): `capabilities::drop_bounding` -> `user::apply` ->
-//! (`capabilities::raise_effective`, seccomp without no_new_privs) -> `capabilities::Sets::
-//! apply`, with `user::set_oom_score_adj` while still privileged, `rlimits::apply` before the
-//! user changes (raising a limit needs CAP_SYS_RESOURCE), `sysctl::apply` after the
-//! container's `/proc` is mounted, `user::set_no_new_privileges` before seccomp.
+//! Where each step runs, and in which order: the module doc of process/init.rs (the init)
+//! and of process/finish.rs (the end every container process shares). Each step returns
+//! `Result`; none may be skipped on error.
 
 pub mod capabilities;
 pub mod lsm;
