@@ -11,6 +11,7 @@ pub mod exe_guard;
 pub mod features;
 pub mod hooks;
 pub mod idmap;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod pidfd;
 pub mod process;

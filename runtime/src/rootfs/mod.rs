@@ -11,7 +11,6 @@
 mod copyup;
 mod devices;
 pub mod host;
-mod mountinfo;
 mod mounts;
 mod options;
 pub mod overlay;

@@ -9,10 +9,9 @@ use nix::sys::stat::{stat, SFlag};
 use oci_spec::runtime::{Mount, Spec};
 
 use super::copyup;
-use super::mountinfo::{self, MountInfo};
 use super::options::{self, MountOptions};
 use super::resolve::{fd_path, Create, Root};
-use crate::{Error, Result};
+use crate::{mountinfo, Error, Result};
 
 /// How one entry is mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +30,12 @@ pub(crate) fn mount_all(
     cgroup_ns_new: bool,
 ) -> Result<()> {
     // Read only if a cgroup mount needs the host's cgroup2 mount point.
-    let mut host_mounts: Option<Vec<MountInfo>> = None;
+    let mut host_cgroup2_mount: Option<Option<PathBuf>> = None;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let opts = options::parse(m.options().as_deref().unwrap_or_default());
         let kind = match kind(m, &opts, bundle, cgroup_ns_new) {
             Some(kind) => kind,
-            None => host_cgroup2(&mut host_mounts, i)?,
+            None => host_cgroup2(&mut host_cgroup2_mount, i)?,
         };
         mount_one(root, i, m.destination(), &kind, &opts)?;
     }
@@ -70,21 +69,19 @@ fn kind(m: &Mount, opts: &MountOptions, bundle: &Path, cgroup_ns_new: bool) -> O
     })
 }
 
-fn host_cgroup2(cache: &mut Option<Vec<MountInfo>>, i: usize) -> Result<Kind> {
+fn host_cgroup2(cache: &mut Option<Option<PathBuf>>, i: usize) -> Result<Kind> {
     if cache.is_none() {
-        *cache = Some(mountinfo::read()?);
+        let text = mountinfo::read()?;
+        let found = mountinfo::cgroup2(mountinfo::parse(&text));
+        *cache = Some(found.map(|m| PathBuf::from(&*m.mount_point)));
     }
-    let mounts = cache.as_deref().unwrap_or_default();
-    let source = mountinfo::cgroup2(mounts).ok_or_else(|| {
+    let source = cache.clone().flatten().ok_or_else(|| {
         Error::Unsupported(format!(
             "mounts[{i}]: a cgroup mount without a cgroup namespace on a host with no cgroup2 \
              hierarchy"
         ))
     })?;
-    Ok(Kind::Bind {
-        source: source.to_path_buf(),
-        rec: true,
-    })
+    Ok(Kind::Bind { source, rec: true })
 }
 
 fn mount_one(root: &Root, i: usize, dest: &Path, kind: &Kind, opts: &MountOptions) -> Result<()> {
