@@ -2,7 +2,7 @@
 //! protocol, record the state. A failure leaves nothing behind.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -228,6 +228,9 @@ pub(super) fn console_ends(terminal: bool, console: Console<'_>) -> Result<Conso
     }
 }
 
+/// What `create` does once the state dir and cgroup exist: the exec fifo, the overlay's
+/// dirs, the clone, the protocol until the init is ready, the state. A failure here is
+/// cleaned up by the caller.
 fn create_in(
     dir: &LockedDir,
     bundle: &Bundle,
@@ -236,12 +239,7 @@ fn create_in(
     overlay: Option<&overlay::Plan>,
     cgroup: &cgroups::Setup,
 ) -> Result<Created> {
-    let fifo = dir.path().join(EXEC_FIFO);
-    mkfifo(&fifo, Mode::from_bits_truncate(0o622))
-        .map_err(|e| Error::sys(format!("mkfifo `{}`", fifo.display()))(e))?;
-    // Not subject to the umask: an init in a user namespace is not root on the host.
-    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
-        .map_err(Error::io("chmod", &fifo))?;
+    let fifo = make_exec_fifo(dir.path())?;
     // Upper and work dirs; new persistent ones are removed again if create fails.
     let overlay_dirs = overlay.map(overlay::Plan::make_dirs).transpose()?;
     let close_now: Vec<_> = std::iter::once(dir.lock_fd())
@@ -250,49 +248,22 @@ fn create_in(
     // The init's only hold on the host while it waits for `start` (no directory fd).
     let fifo_fd = exec_fifo::open_for_init(&fifo)?;
     let (ours, theirs) = channel::pair()?;
-    // Children are born in the pid namespace to join and the new time namespace while these
-    // guards live; they restore the parent on drop. The child must not run their Drop.
-    let pidns = PidForChildren::enter(&bundle.plan)?;
-    let timens = timens::ForChildren::enter(&bundle.spec, &bundle.plan)?;
-    // The time namespace is the parent's to make (offsets are written before the init
-    // enters it); every other new namespace comes with the clone.
-    let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
-    // SAFETY: `create` checked first thing that this process has a single thread, and
-    // nothing since has started one.
-    let (forked, placed) = unsafe { clone_pidfd_into(flags, Some(cgroup.cgroup.as_fd()))? };
-    let (pid, pidfd) = match forked {
-        Forked::Child => {
-            std::mem::forget(pidns);
-            std::mem::forget(timens);
-            init::run(InitArgs {
-                spec: &bundle.spec,
-                bundle: &bundle.dir,
-                rootfs: &bundle.rootfs,
-                plan: &bundle.plan,
-                no_pivot: opts.no_pivot,
-                preserve_fds: opts.preserve_fds,
-                fifo: fifo_fd.as_raw_fd(),
-                close_now: &close_now,
-                parent_end: ours.as_raw_fd(),
-                channel: &theirs,
-                console: console_init.as_ref(),
-                seccomp: bundle.seccomp.as_ref(),
-                overlay,
-            })
-        }
-        Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
+    let init = InitArgs {
+        spec: &bundle.spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        plan: &bundle.plan,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        fifo: fifo_fd.as_raw_fd(),
+        close_now: &close_now,
+        parent_end: ours.as_raw_fd(),
+        channel: &theirs,
+        console: console_init.as_ref(),
+        seccomp: bundle.seccomp.as_ref(),
+        overlay,
     };
-    crate::trace!("cloned the init: pid {pid} (born in its cgroup: {placed})");
-    if !placed {
-        // The init has not talked to us yet, so it has made no process of its own.
-        if let Err(e) = cgroup.cgroup.add_proc(pid) {
-            let _ = pidfd.signal(libc::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
-            return Err(e);
-        }
-    }
-    drop(timens);
-    drop(pidns);
+    let (pid, pidfd) = clone_init(bundle, cgroup, init)?;
     drop(theirs);
     drop(console_init);
     drop(fifo_fd);
@@ -310,23 +281,7 @@ fn create_in(
         config: bundle.spec.clone(),
         cgroup: Some(cgroup.record.clone()),
     };
-    if let Err(e) = follow_init(&ours, &st, bundle) {
-        // Harmless if it is dead already: a zombie keeps the status it died with.
-        let _ = pidfd.signal(libc::SIGKILL);
-        let status = waitpid(Pid::from_raw(pid), None);
-        return Err(match (e, status) {
-            // The channel closed: the init died, and how is the cause.
-            (Error::Ended { process, .. }, Ok(ws)) => {
-                let events = cgroup.cgroup.keyed("memory.events").ok().flatten();
-                let oom_killed = events.is_some_and(|m| m.get("oom_kill").is_some_and(|&n| n > 0));
-                Error::Ended {
-                    process,
-                    how: process::ended_how(ws, oom_killed),
-                }
-            }
-            (e, _) => e,
-        });
-    }
+    await_ready(&ours, &st, bundle, &pidfd, cgroup)?;
     crate::trace!("the init is ready");
     let master = match console_ours {
         Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
@@ -344,6 +299,84 @@ fn create_in(
         pidfd,
         console_master: master,
         warnings: Vec::new(),
+    })
+}
+
+/// exec.fifo in the state dir, writable by anyone: an init in a user namespace is not root
+/// on the host.
+fn make_exec_fifo(state_dir: &Path) -> Result<PathBuf> {
+    let fifo = state_dir.join(EXEC_FIFO);
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::sys(format!("mkfifo `{}`", fifo.display()))(e))?;
+    // Not subject to the umask.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(Error::io("chmod", &fifo))?;
+    Ok(fifo)
+}
+
+/// Clone the init into its new namespaces, born in its cgroup (or moved there before it
+/// does anything), and run `init` in the child. Returns the init's pid and pidfd.
+fn clone_init(
+    bundle: &Bundle,
+    cgroup: &cgroups::Setup,
+    init: InitArgs<'_>,
+) -> Result<(i32, PidFd)> {
+    // Children are born in the pid namespace to join and the new time namespace while these
+    // guards live; they restore the parent on drop. The child must not run their Drop.
+    let pidns = PidForChildren::enter(&bundle.plan)?;
+    let timens = timens::ForChildren::enter(&bundle.spec, &bundle.plan)?;
+    // The time namespace is the parent's to make (offsets are written before the init
+    // enters it); every other new namespace comes with the clone.
+    let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
+    // SAFETY: `create` checked first thing that this process has a single thread, and
+    // nothing since has started one.
+    let (forked, placed) = unsafe { clone_pidfd_into(flags, Some(cgroup.cgroup.as_fd()))? };
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            std::mem::forget(pidns);
+            std::mem::forget(timens);
+            init::run(init)
+        }
+        Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
+    };
+    crate::trace!("cloned the init: pid {pid} (born in its cgroup: {placed})");
+    if !placed {
+        // The init has not talked to us yet, so it has made no process of its own.
+        if let Err(e) = cgroup.cgroup.add_proc(pid) {
+            let _ = pidfd.signal(libc::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            return Err(e);
+        }
+    }
+    Ok((pid, pidfd))
+}
+
+/// Follow the init until it is ready. On a failure kill and reap it; when it had died,
+/// the error says how ([`Error::Ended`]).
+fn await_ready(
+    ch: &channel::Channel,
+    st: &State,
+    bundle: &Bundle,
+    pidfd: &PidFd,
+    cgroup: &cgroups::Setup,
+) -> Result<()> {
+    let Err(e) = follow_init(ch, st, bundle) else {
+        return Ok(());
+    };
+    // Harmless if it is dead already: a zombie keeps the status it died with.
+    let _ = pidfd.signal(libc::SIGKILL);
+    let status = waitpid(Pid::from_raw(st.pid), None);
+    Err(match (e, status) {
+        // The channel closed: the init died, and how is the cause.
+        (Error::Ended { process, .. }, Ok(ws)) => {
+            let events = cgroup.cgroup.keyed("memory.events").ok().flatten();
+            let oom_killed = events.is_some_and(|m| m.get("oom_kill").is_some_and(|&n| n > 0));
+            Error::Ended {
+                process,
+                how: process::ended_how(ws, oom_killed),
+            }
+        }
+        (e, _) => e,
     })
 }
 
