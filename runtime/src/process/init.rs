@@ -25,7 +25,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::channel::{Channel, FromInit, ToInit};
 use super::exec_fifo;
@@ -109,28 +109,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         user::set_oom_score_adj(adj)?;
     }
 
-    rootfs::prepare(
-        a.spec,
-        a.bundle,
-        a.rootfs,
-        a.plan.is_new(LinuxNamespaceType::Cgroup),
-        a.overlay,
-    )?;
-    a.channel.send(&FromInit::RuntimeHooks)?;
-    let state = match a.channel.recv::<ToInit>()? {
-        Some(ToInit::Continue { state }) => state,
-        Some(other) => {
-            return Err(Error::Internal(format!(
-                "init channel: unexpected {other:?} from the parent"
-            )))
-        }
-        None => return Err(Error::Internal("the parent exited during create".into())),
-    };
-    hooks::run(
-        Stage::CreateContainer,
-        Stage::CreateContainer.hooks(a.spec),
-        hooks::state_in_container(&state, "creating", std::process::id() as i32).as_bytes(),
-    )?;
+    let new_cgroup_ns = a.plan.is_new(LinuxNamespaceType::Cgroup);
+    rootfs::prepare(a.spec, a.bundle, a.rootfs, new_cgroup_ns, a.overlay)?;
+    let state = runtime_hooks(a)?;
+    let state = hooks::state_in_container(&state, "creating", std::process::id() as i32);
+    let create_container = Stage::CreateContainer.hooks(a.spec);
+    hooks::run(Stage::CreateContainer, create_container, state.as_bytes())?;
     rootfs::enter(a.spec, a.rootfs, a.no_pivot)?;
 
     set_uts(a.spec)?;
@@ -145,6 +129,29 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         console::setup_in_init(sock, process.console_size(), process.user().uid())?;
     }
 
+    let exec = finish(a, process)?;
+    // Without no_new_privs, the container's seccomp filter is in place from here on: write,
+    // close and prctl only, as runc's init (finish.rs).
+    ready(a)?;
+    wait_for_start_and_exec(a, exec)
+}
+
+/// The parent runs the prestart and createRuntime hooks now: ask, and wait for its word.
+/// Returns the OCI state it sends for the createContainer hooks.
+fn runtime_hooks(a: &InitArgs<'_>) -> Result<String> {
+    a.channel.send(&FromInit::RuntimeHooks)?;
+    match a.channel.recv::<ToInit>()? {
+        Some(ToInit::Continue { state }) => Ok(state),
+        Some(other) => Err(Error::Internal(format!(
+            "init channel: unexpected {other:?} from the parent"
+        ))),
+        None => Err(Error::Internal("the parent exited during create".into())),
+    }
+}
+
+/// `finish::finish` for the init: everything of the host closed but the channel and the
+/// fifo.
+fn finish(a: &InitArgs<'_>, process: &Process) -> Result<finish::Exec> {
     // Nothing of the host stays open while we wait (fds harun's caller leaked, the cgroup dir
     // create cloned us into...): a process exec'd with CAP_SYS_PTRACE could walk the host
     // from /proc/1/fd/N. The preserved fds are the caller's, for the process.
@@ -161,10 +168,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     );
     // The fds of the trace sink are about to close.
     crate::trace::stop();
-    let exec = finish::finish(process, None, a.seccomp, keep)?;
-    // Without no_new_privs, the container's seccomp filter is in place from here on: write,
-    // close and prctl only, as runc's init (finish.rs).
-    ready(a)?;
+    finish::finish(process, None, a.seccomp, keep)
+}
+
+/// Block on exec.fifo until `start`, then (with no_new_privs) install the seccomp filter,
+/// tell `start` how it went and exec.
+fn wait_for_start_and_exec(a: &InitArgs<'_>, exec: finish::Exec) -> Result<Infallible> {
     // SAFETY: the fifo fd is ours (inherited from create) and open until we exec or exit.
     let fifo = unsafe { BorrowedFd::borrow_raw(a.fifo) };
     exec_fifo::wait_for_start(fifo)?;
