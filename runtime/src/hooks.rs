@@ -469,32 +469,10 @@ fn sigpipe() -> SigSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::TempDir;
     use crate::ErrorKind;
     use oci_spec::runtime::HookBuilder;
     use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("harun-hooks-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-        fn file(&self, name: &str) -> PathBuf {
-            self.0.join(name)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     const PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -622,7 +600,7 @@ mod tests {
 
     #[test]
     fn hooks_run_in_order_with_the_state_on_stdin() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let state = br#"{"ociVersion":"1.2.0","id":"c1","status":"creating","pid":42}"#;
         let hooks = [
@@ -637,7 +615,7 @@ mod tests {
 
     #[test]
     fn large_state_is_fed_completely() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let state: Vec<u8> = (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         run(Stage::Poststart, &[sh("cat > \"$OUT\"", &out)], &state).unwrap();
@@ -646,7 +624,7 @@ mod tests {
 
     #[test]
     fn a_hook_that_ignores_stdin_is_fine() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let state = vec![b'x'; 1_000_000];
         let hook = sh("exit 0", &dir.file("out"));
         run(Stage::Poststop, &[hook], &state).unwrap();
@@ -654,7 +632,7 @@ mod tests {
 
     #[test]
     fn env_is_exactly_the_given_one() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hook = HookBuilder::default()
             .path("/bin/sh")
@@ -683,7 +661,7 @@ mod tests {
 
     #[test]
     fn args_zero_is_argv_zero() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hook = HookBuilder::default()
             .path("/bin/sh")
@@ -707,7 +685,7 @@ mod tests {
     #[test]
     fn no_args_means_argv_is_the_path() {
         // Without args, sh reads its script from stdin: the state we feed it.
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hook = HookBuilder::default().path("/bin/sh").build().unwrap();
         let script = format!("printf '%s' \"$0\" > '{}'\n", out.display());
@@ -717,7 +695,7 @@ mod tests {
 
     #[test]
     fn first_failure_stops_the_run() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hooks = [
             sh("printf a >> \"$OUT\"", &out),
@@ -738,7 +716,7 @@ mod tests {
 
     #[test]
     fn run_all_runs_every_hook_and_returns_each_failure() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hooks = [
             sh("printf a >> \"$OUT\"; exit 2", &out),
@@ -774,7 +752,7 @@ mod tests {
 
     #[test]
     fn a_killed_hook_names_the_signal() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let hook = sh("kill -9 $$", &dir.file("out"));
         let (_, _, _, reason) = hook_error(run(Stage::Poststop, &[hook], b"{}"));
         assert_eq!(reason, "killed by signal 9 (SIGKILL)");
@@ -782,7 +760,7 @@ mod tests {
 
     #[test]
     fn timeout_kills_the_hook() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let pidfile = dir.file("out");
         // Ignores stdin too: a full pipe must not block the timeout.
         let hook = with_timeout(sh("echo $$ > \"$OUT\"; exec sleep 5", &pidfile), 1);
@@ -803,7 +781,7 @@ mod tests {
 
     #[test]
     fn a_quick_hook_beats_its_timeout() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let hook = with_timeout(sh("exit 0", &dir.file("out")), 5);
         let start = Instant::now();
         run(Stage::Poststart, &[hook], b"{}").unwrap();

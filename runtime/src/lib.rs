@@ -33,6 +33,8 @@ pub use warning::Warning;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod test_support;
 
 /// The OCI runtime spec version harun implements.
 pub const OCI_VERSION: &str = "1.2.0";

@@ -59,19 +59,8 @@ mod tests {
             "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
             "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
         });
-        merge(&mut base, json);
+        crate::test_support::merge_json(&mut base, json);
         serde_json::from_value(base).expect("test spec parses")
-    }
-
-    fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-        match (base, patch) {
-            (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-                for (k, v) in p {
-                    merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (b, p) => *b = p,
-        }
     }
 
     fn check(patch: serde_json::Value) -> std::result::Result<(), String> {
