@@ -313,8 +313,8 @@ impl Record {
     /// Write the record into the state dir `dir` ([`RECORD_FILE`]): temp file, fsync,
     /// rename, so a crash leaves the whole record or none.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let data =
-            serde_json::to_vec(self).map_err(|e| Error::spec("cgroup record", e.to_string()))?;
+        let data = serde_json::to_vec(self)
+            .map_err(|e| Error::Internal(format!("serialize the cgroup record: {e}")))?;
         replace_file(&dir.join(RECORD_FILE), &data, Durability::Fsync)
     }
 
