@@ -20,6 +20,7 @@ pub fn stdout(bytes: &[u8]) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::BrokenPipe => die_of_sigpipe(),
         Err(e) => {
+            let e = harun_runtime::error::Cause(&e);
             harun_runtime::stderr::line(&format!("harun: write to stdout: {e}"));
             std::process::exit(1);
         }

@@ -2,6 +2,8 @@
 //! and the cause, and leaves nothing behind (no state dir, no mount, no process).
 
 use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use harun_integration::{harun, Bundle};
 use serde_json::json;
@@ -23,11 +25,142 @@ fn missing_config_json() {
     bad_config(|b| b.remove_config(), &["config.json"]);
 }
 
+/// config.json that is not a regular file: refused at once, without opening a FIFO for
+/// reading (that hung `create`) or reading a device (a symlink to /dev/zero was read until
+/// memory ran out). runc hangs on the FIFO and fails on /dev/zero's NUL bytes.
+#[test]
+fn config_json_that_is_not_a_regular_file() {
+    type Case = (&'static str, fn(&Path), &'static [&'static str]);
+    let cases: [Case; 4] = [
+        (
+            "a FIFO",
+            |p| nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap(),
+            &["config.json", "is a FIFO, not a regular file"],
+        ),
+        (
+            "/dev/zero",
+            |p| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
+            &["config.json", "is a character device, not a regular file"],
+        ),
+        (
+            "a directory",
+            |p| fs::create_dir(p).unwrap(),
+            &["config.json", "is a directory, not a regular file"],
+        ),
+        (
+            "a dangling symlink",
+            |p| std::os::unix::fs::symlink("nowhere.json", p).unwrap(),
+            &["config.json", "No such file"],
+        ),
+    ];
+    for (what, make, keys) in cases {
+        let h = harun!();
+        let b = h.bundle();
+        b.remove_config();
+        make(&b.config_path());
+        let id = h.id("notfile");
+        h.remember_id(&id);
+        let started = Instant::now();
+        h.cmd(["create", "--bundle"])
+            .arg(b.dir())
+            .arg(&id)
+            .timeout(Duration::from_secs(20))
+            .run()
+            .error(keys);
+        assert!(started.elapsed() < Duration::from_secs(10), "{what}: slow");
+        h.assert_clean();
+    }
+}
+
+/// A symlink to a regular file is followed, as runc does: the bundle's author chose it.
+#[test]
+fn config_json_may_be_a_symlink_to_a_regular_file() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("echo linked");
+    let real = h.path("real-config.json");
+    fs::rename(b.config_path(), &real).unwrap();
+    std::os::unix::fs::symlink(&real, b.config_path()).unwrap();
+    let out = h.run(&h.id("linked"), &b).ok();
+    assert_eq!(out.stdout, "linked\n");
+    h.assert_clean();
+}
+
+/// Above harun's cap (8 MiB, README "Bad input"): refused before it is parsed. A config just
+/// under the cap is read (and refused for what it says, not for its size).
+#[test]
+fn config_json_larger_than_the_cap() {
+    let cap = harun_runtime::spec::MAX_CONFIG_BYTES as usize;
+    let padded = |b: &Bundle, len: usize| {
+        let text = b.config().to_string();
+        let mut text = text.into_bytes();
+        text.resize(len, b' '); // trailing whitespace: valid JSON of any size
+        fs::write(b.config_path(), text).unwrap();
+    };
+    bad_config(
+        |b| padded(b, cap + 1),
+        &["config.json", "too large", "8 MiB"],
+    );
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("echo small enough");
+    padded(&b, cap);
+    let out = h.run(&h.id("cap"), &b).ok();
+    assert_eq!(out.stdout, "small enough\n");
+    h.assert_clean();
+}
+
 #[test]
 fn broken_json() {
     bad_config(
         |b| b.write_raw_config(r#"{"ociVersion": "1.0.2", "process": {"#),
         &["config.json"],
+    );
+}
+
+/// 200,000 levels of `[` (400 KB) in a field harun skips, then a bad field: one error naming
+/// that field (the scan for its name recursed and overflowed the stack: SIGABRT, exit 134).
+#[test]
+fn deeply_nested_config() {
+    bad_config(
+        |b| {
+            let mut text = b.config().to_string();
+            text.pop(); // the closing `}`
+            let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+            b.write_raw_config(&format!(r#"{text},"x":{deep},"domainname":5}}"#));
+        },
+        &["config.json", "domainname", "invalid type"],
+    );
+}
+
+/// serde reads a JSON array as a struct's fields in order: `[]` was a config with every
+/// field defaulted, `"linux": []` a container in the host's namespaces. Refused, as runc
+/// ("cannot unmarshal array into Go value of type specs.Spec").
+#[test]
+fn array_instead_of_an_object() {
+    bad_config(
+        |b| b.write_raw_config("[]"),
+        &[
+            "config.json",
+            "(top level)",
+            "expected a JSON object, found an array",
+        ],
+    );
+    bad_config(
+        |b| {
+            b.set("/linux", json!([]));
+        },
+        &[
+            "config.json",
+            "linux",
+            "expected a JSON object, found an array",
+        ],
+    );
+    bad_config(
+        |b| {
+            b.set("/process/user", json!([0, 0]));
+        },
+        &["process.user", "expected a JSON object, found an array"],
     );
 }
 
@@ -454,6 +587,37 @@ fn bad_container_ids() {
     h.assert_clean();
 }
 
+/// Control characters in an ID: refused on one line naming the character (a newline split
+/// the error over two lines). runc refuses them too ("invalid container ID format").
+#[test]
+fn container_ids_with_control_characters() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"]);
+    for (id, shown) in [
+        ("a\nb", r"`a\nb`: the control character `\n`"),
+        ("a\tb", r"`a\tb`: the control character `\t`"),
+        (
+            "x\u{1b}[31m",
+            r"`x\u{1b}[31m`: the control character `\u{1b}`",
+        ),
+        ("cr\r", r"`cr\r`"),
+        ("del\u{7f}", r"`del\u{7f}`"),
+    ] {
+        for cmd in ["create", "run"] {
+            h.cmd([cmd, "--bundle"])
+                .arg(b.dir())
+                .arg(id)
+                .run()
+                .error(&["invalid container ID", shown]);
+        }
+        for cmd in ["state", "start", "delete", "kill"] {
+            h.exec(&[cmd, id]).error(&["invalid container ID", shown]);
+        }
+    }
+    h.assert_clean();
+}
+
 #[test]
 fn bad_signal() {
     let h = harun!();
@@ -619,6 +783,27 @@ fn exec_refuses_what_create_refuses() {
             .run()
             .error(&[&format!("process.{field}")]);
     }
+    h.delete_force(&id).ok();
+    h.assert_clean();
+}
+
+/// `exec --process FILE` reads its file as create reads config.json: a FIFO is refused at
+/// once instead of hanging the exec.
+#[test]
+fn exec_process_file_that_is_a_fifo() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+    let id = h.id("execfifo");
+    h.create(&id, &b).ok();
+    let fifo = h.path("process.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    h.cmd(["exec", "--process"])
+        .arg(&fifo)
+        .arg(&id)
+        .timeout(Duration::from_secs(20))
+        .run()
+        .error(&["process.json", "is a FIFO, not a regular file"]);
     h.delete_force(&id).ok();
     h.assert_clean();
 }

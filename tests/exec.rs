@@ -500,8 +500,8 @@ fn exec_bad_requests_are_clear_errors_and_leave_the_container_alone() {
     ]);
     h.exec(&["exec", "--cwd", "/no/such/dir", &id, "true"])
         .error(&["/no/such/dir"]);
-    h.exec(&["exec", "--user", "root", &id, "true"])
-        .error(&["--user"]);
+    h.exec(&["exec", "--user", "no-such-user", &id, "true"])
+        .error(&["--user `no-such-user`: no user `no-such-user`"]);
     h.exec(&["exec", "--cwd", "relative/dir", &id, "true"])
         .error(&["cwd"]);
     assert_eq!(h.state_of(&id).status, "running");

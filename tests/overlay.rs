@@ -378,11 +378,27 @@ fn no_overlay_mount_is_ever_visible_on_the_host() {
     h.assert_clean();
 }
 
+/// `root.readonly` (true in every default spec) does not apply to an overlay root: the
+/// upper takes the writes and the bundle stays as it is. A read-only merged root is asked
+/// for explicitly, with `run.harun.overlay.readonly`.
 #[test]
-fn root_readonly_applies_on_top_of_the_overlay() {
+fn an_overlay_root_is_writable_unless_asked_read_only() {
     let h = harun!();
     let mut b = h.bundle();
     b.set("/root/readonly", true);
+    b.sh("echo written > /x && cat /x; grep ' / / ' /proc/self/mountinfo");
+    let out = run(&h, &b, &h.id("rw"), &["--overlay"]).ok();
+    assert!(out.stdout.starts_with("written\n"), "{out}");
+    let root = mountinfo::parse(&out.stdout);
+    let root = mountinfo::find(&root, "/").expect("root line");
+    assert_eq!(
+        (root.fstype.as_str(), root.is_ro()),
+        ("overlay", false),
+        "{out}"
+    );
+    assert!(!b.rootfs().join("x").exists());
+
+    b.set("/annotations/run.harun.overlay.readonly", "true");
     b.sh("touch /x 2>&1; grep ' / / ' /proc/self/mountinfo");
     let out = run(&h, &b, &h.id("ro"), &["--overlay"]).ok();
     assert!(out.stdout.contains("Read-only file system"), "{out}");
@@ -394,6 +410,20 @@ fn root_readonly_applies_on_top_of_the_overlay() {
         "{out}"
     );
     assert!(!b.rootfs().join("x").exists());
+
+    b.set("/annotations/run.harun.overlay.readonly", "yes");
+    let id = h.id("bad");
+    h.remember_id(&id);
+    let out = h
+        .cmd(["run", "--overlay", "--bundle"])
+        .arg(b.dir())
+        .arg(&id)
+        .run();
+    assert_eq!(
+        out.error(&[]).stderr,
+        "harun: annotations[\"run.harun.overlay.readonly\"]: unknown value `yes` (want \
+         `true` or `false`)\n"
+    );
     h.assert_clean();
 }
 
@@ -493,11 +523,11 @@ fn bad_inputs_fail_cleanly_and_leave_nothing() {
         ),
         (
             vec!["--upper".into(), "tmpfs:12q".into()],
-            vec!["--upper", "bad tmpfs size `12q`"],
+            vec!["--upper: tmpfs size: invalid size `12q`: unknown unit `q`"],
         ),
         (
             vec!["--upper".into(), "tmpfs:0".into()],
-            vec!["bad tmpfs size"],
+            vec!["--upper: tmpfs size: invalid size `0`: must be at least 1 byte"],
         ),
         (
             vec!["--upper".into(), format!("{missing}/x")],
@@ -535,7 +565,7 @@ fn bad_inputs_fail_cleanly_and_leave_nothing() {
         (
             "run.harun.overlay.upper",
             "tmpfs:lots".into(),
-            &["run.harun.overlay.upper", "bad tmpfs size"],
+            &["run.harun.overlay.upper", "tmpfs size: invalid size `lots`"],
         ),
         (
             "run.harun.overlay.uper",

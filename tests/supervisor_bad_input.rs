@@ -17,7 +17,7 @@ fn bad_flags_are_named() {
         (&["--restart", "on-failure:0"], &["retry count must be at least 1"]),
         (&["--restart", "always:3"], &["`always` takes no retry count"]),
         (&["--restart", "always", "--restart-delay", "-1s"], &["--restart-delay: invalid duration `-1s`: negative durations are not allowed"]),
-        (&["--restart", "always", "--restart-delay", "10"], &["--restart-delay: invalid duration `10`: missing unit"]),
+        (&["--restart", "always", "--restart-delay", "1.5s"], &["--restart-delay: invalid duration `1.5s`: fractions are not supported (write `1500ms` for 1.5s)"]),
         (&["--restart", "always", "--restart-delay", "0"], &["restart delay must be at least 1ms"]),
         (&["--restart", "always", "--restart-delay", "2m"], &["restart max delay (1m) is shorter than the restart delay (2m)"]),
         (&["--restart", "always", "--restart-limit", "5"], &["--restart-limit: invalid restart limit `5`: missing `/S`"]),

@@ -43,6 +43,23 @@ impl Plan {
     pub fn join_of(&self, typ: LinuxNamespaceType) -> Option<&Join> {
         self.joins.iter().find(|j| j.typ == typ)
     }
+
+    /// For `--debug`: "new mount pid uts; join network `/proc/42/ns/net`".
+    pub fn describe(&self) -> String {
+        let mut out = String::from("new");
+        for t in ALL.iter().filter(|&&t| self.is_new(t)) {
+            out.push(' ');
+            out.push_str(spec_name(*t));
+        }
+        for j in &self.joins {
+            out.push_str(&format!(
+                "; join {} `{}`",
+                spec_name(j.typ),
+                j.path.display()
+            ));
+        }
+        out
+    }
 }
 
 pub fn flag(typ: LinuxNamespaceType) -> CloneFlags {
@@ -127,7 +144,10 @@ fn open_join(typ: LinuxNamespaceType, path: &Path, field: &str) -> Result<Join> 
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| Error::spec(&field, format!("open `{}`: {e}", path.display())))?;
+        .map_err(|e| {
+            let why = format!("open `{}`: {}", path.display(), crate::error::Cause(&e));
+            Error::spec(&field, why)
+        })?;
     let fd: OwnedFd = file.into();
     // SAFETY: NS_GET_NSTYPE takes no argument and returns the CLONE_NEW* type of the
     // namespace the fd refers to, or fails with ENOTTY for any other file.
@@ -173,6 +193,7 @@ pub fn join_all(plan: &Plan) -> Result<()> {
         .chain(plan.joins.iter().filter(|j| middle(j.typ)))
         .chain(plan.join_of(LinuxNamespaceType::Mount));
     for j in order {
+        crate::trace!("join {} namespace `{}`", spec_name(j.typ), j.path.display());
         setns(j.fd.as_fd(), flag(j.typ)).map_err(|e| {
             Error::sys(format!(
                 "join {} namespace `{}`",

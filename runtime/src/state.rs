@@ -170,14 +170,31 @@ pub struct LockedDir {
 
 /// Container IDs as runc accepts them: letters, digits, `_ + - .`, not `.` or `..`.
 pub fn validate_id(id: &str) -> Result<()> {
+    // runc's rule (`^[\w+-\.]+$`, not `.` or `..`), but for `,`, which its class admits by
+    // a range (`+-\.`): an ID ends up in overlay mount options, where `,` separates them.
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "_+-.".contains(c);
-    if id.is_empty() || id == "." || id == ".." || id.len() > 1024 || !id.chars().all(ok_char) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid container ID `{id}`: use letters, digits, `_`, `+`, `-` and `.` \
-             (not `.` or `..`)"
-        )));
-    }
-    Ok(())
+    let why = if id.is_empty() {
+        "it is empty".to_string()
+    } else if id == "." || id == ".." {
+        format!("`{id}` is not a name")
+    } else if id.len() > 1024 {
+        format!("it is {} bytes long (1024 at most)", id.len())
+    } else if let Some(c) = id.chars().find(|&c| !ok_char(c)) {
+        if c.is_control() {
+            format!(
+                "the control character `{}` is not allowed",
+                c.escape_debug()
+            )
+        } else {
+            format!("`{c}` is not allowed")
+        }
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument(format!(
+        "invalid container ID `{}`: {why} (use letters, digits, `_`, `+`, `-` and `.`)",
+        crate::stderr::escape_controls(id)
+    )))
 }
 
 impl StateRoot {
@@ -304,7 +321,7 @@ impl StateRoot {
             // Not temp dirs of creates (rule 6), nor anything else that is no ID.
             .filter(|name| validate_id(name).is_ok())
             .collect();
-        ids.sort();
+        ids.sort_unstable();
         Ok(ids)
     }
 }
@@ -316,8 +333,11 @@ fn read_state(dir: &Path, id: &str) -> Result<State> {
         Err(e) if e.kind() == IoKind::NotFound => return Err(Error::NotFound(id.to_string())),
         Err(e) => return Err(Error::io("read", &path)(e)),
     };
-    serde_json::from_slice(&text)
-        .map_err(|e| Error::spec(path.display().to_string(), e.to_string()))
+    serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
+        what: "state",
+        path,
+        reason: e.to_string(),
+    })
 }
 
 fn open_dir(path: &Path) -> std::io::Result<File> {
@@ -373,7 +393,8 @@ impl LockedDir {
 
     /// Write state.json: fresh temp file, fsync, rename over the real one.
     pub fn write(&self, state: &State) -> Result<()> {
-        let data = serde_json::to_vec(state).map_err(|e| Error::spec("state", e.to_string()))?;
+        let data = serde_json::to_vec(state)
+            .map_err(|e| Error::Internal(format!("serialize the state: {e}")))?;
         replace_file(&self.path.join(STATE_FILE), &data, Durability::Fsync)
     }
 
@@ -429,9 +450,13 @@ pub fn replace_file(path: &Path, data: &[u8], durability: Durability) -> Result<
     renamed
 }
 
-/// Write a file atomically without fsync, e.g. the `--pid-file`.
+/// Write a file atomically without fsync, e.g. the `--pid-file`. Errors name `path`, not
+/// the temp file beside it: that is the file the caller asked for.
 pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    replace_file(path, data, Durability::Atomic)
+    replace_file(path, data, Durability::Atomic).map_err(|e| match e {
+        Error::Io { source, .. } => Error::io("write", path)(source),
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -450,8 +475,33 @@ mod tests {
         for ok in ["a", "abc-1.2_3+x", "0"] {
             validate_id(ok).unwrap();
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "é", &"x".repeat(1025)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            "a,b",
+            &"x".repeat(1025),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad}");
+        }
+        // One line, naming the character.
+        for (bad, why) in [
+            (
+                "a\nb",
+                "`a\\nb`: the control character `\\n` is not allowed",
+            ),
+            ("a\tb", "the control character `\\t`"),
+            ("\u{1b}[0m", "`\\u{1b}[0m`: the control character `\\u{1b}`"),
+            ("a,b", "`,` is not allowed"),
+            ("..", "`..` is not a name"),
+            ("", "it is empty"),
+        ] {
+            let e = validate_id(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && !e.contains('\n'), "{bad:?}: {e}");
         }
     }
 

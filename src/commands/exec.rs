@@ -8,6 +8,8 @@ use harun_runtime::container::{self, Console, ExecOptions, Forwarder, ProcessFla
 use harun_runtime::state::StateRoot;
 use harun_runtime::Result;
 
+use crate::log::Logger;
+
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// A full OCI process JSON (what containerd writes); replaces the flags below
@@ -31,8 +33,9 @@ pub struct ExecArgs {
     /// Set an environment variable (repeatable)
     #[arg(long, short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// UID[:GID] to run as
-    #[arg(long, short = 'u', value_name = "UID[:GID]")]
+    /// User and group to run as: numbers, or names from the container's /etc/passwd and
+    /// /etc/group (a user name alone also sets the user's group)
+    #[arg(long, short = 'u', value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Additional group ids (repeatable)
     #[arg(long, short = 'g', value_name = "GID")]
@@ -53,11 +56,17 @@ pub struct ExecArgs {
     pub args: Vec<String>,
 }
 
-pub fn run(root: &StateRoot, a: &ExecArgs) -> Result<i32> {
+pub fn run(root: &StateRoot, a: &ExecArgs, log: &Logger) -> Result<i32> {
+    super::create::check_flags(a.pid_file.as_deref(), a.preserve_fds)?;
     let process = match &a.process {
         Some(file) => container::process_from_file(file)?,
         None => {
             let st = root.read(&a.id)?;
+            let user = a
+                .user
+                .as_deref()
+                .map(|u| container::lookup_user(root, &a.id, u))
+                .transpose()?;
             let base = st.config.process().clone().unwrap_or_default();
             container::process_from_flags(
                 &base,
@@ -66,7 +75,7 @@ pub fn run(root: &StateRoot, a: &ExecArgs) -> Result<i32> {
                     tty: a.tty,
                     cwd: a.cwd.clone(),
                     env: a.env.clone(),
-                    user: a.user.clone(),
+                    user,
                     additional_gids: a.additional_gids.clone(),
                     caps: a.cap.clone(),
                     no_new_privs: a.no_new_privs,
@@ -94,6 +103,7 @@ pub fn run(root: &StateRoot, a: &ExecArgs) -> Result<i32> {
             preserve_fds: a.preserve_fds,
         },
     )?;
+    log.warnings(&execed.warnings);
     match signals {
         None => Ok(0),
         Some(s) => {

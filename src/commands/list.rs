@@ -1,20 +1,42 @@
-//! list: a table like runc's, JSON, or IDs only.
+//! list: a table like runc's, JSON, or IDs only. A container whose state cannot be read (a
+//! corrupt state.json) is left out with a warning; the others are listed.
 
-use crate::output::outln;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
 use harun_runtime::container;
+use harun_runtime::security::passwd;
 use harun_runtime::state::StateRoot;
 use harun_runtime::Result;
+use serde_json::Value;
 
 use crate::cli::ListFormat;
+use crate::log::Logger;
+use crate::output::outln;
 
-pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
-    let mut states = container::list(root)?;
-    // Supervised containers: a `restarts` count (and a row even between a failed re-create
-    // and the next attempt, when the container has no state dir).
+pub fn run(root: &StateRoot, format: ListFormat, quiet: bool, log: &Logger) -> Result<i32> {
+    let mut states = Vec::new();
+    for (id, listed) in container::list(root)? {
+        match listed {
+            Ok(v) => states.push(v),
+            Err(e) => log.warn(&format!(
+                "container `{id}` left out: {e} (`harun delete --force {id}` removes it)"
+            )),
+        }
+    }
+    // Supervised containers: a `restarts` count, `restarting` while a restart is due (and a
+    // row even between a failed re-create and the next attempt, without a state dir).
     harun_supervisor::control::annotate_list(root, &mut states);
-    let field = |v: &serde_json::Value, k: &str| match &v[k] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".to_string(),
+    let users = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for s in &mut states {
+        if s["owner"].as_str().is_none_or(str::is_empty) {
+            let id = s["id"].as_str().unwrap_or_default();
+            s["owner"] = Value::from(owner(root, id, &users));
+        }
+    }
+    let field = |v: &Value, k: &str| match &v[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
         other => other.to_string(),
     };
     if quiet {
@@ -22,7 +44,7 @@ pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
             outln!("{}", field(s, "id"));
         }
     } else if format == ListFormat::Json {
-        outln!("{}", serde_json::Value::Array(states));
+        outln!("{}", Value::Array(states));
     } else {
         let keys = [
             "id", "pid", "status", "bundle", "created", "owner", "restarts",
@@ -36,6 +58,27 @@ pub fn run(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The user owning the container's state dir (its supervision dir when it has none), by
+/// name as runc shows it, else `#UID`.
+fn owner(root: &StateRoot, id: &str, users: &str) -> String {
+    let dirs = [
+        root.dir(id),
+        root.path()
+            .join(harun_supervisor::persist::SUPERVISE_DIR)
+            .join(id),
+    ];
+    let Some(uid) = dirs
+        .iter()
+        .find_map(|d| std::fs::metadata(Path::new(d)).ok().map(|m| m.uid()))
+    else {
+        return String::new();
+    };
+    match passwd::name_by_uid(users, uid) {
+        Some(name) => name.to_string(),
+        None => format!("#{uid}"),
+    }
 }
 
 fn print_table(head: &[&str; 7], rows: &[[String; 7]]) {

@@ -1,5 +1,6 @@
 //! One module per command; each is a thin layer over harun_runtime.
 
+pub mod completion;
 mod create;
 pub mod ctl;
 pub mod events;
@@ -34,28 +35,23 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
     }
     if matches!(
         cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_) | Command::Supervise(_)
+        Command::Create { .. } | Command::Run(_) | Command::Exec(_) | Command::Supervise(_)
     ) {
         // Before any process can enter a container (CVE-2019-5736); may re-exec harun.
         harun_runtime::exe_guard::ensure_readonly_exe()?;
     }
     let root = StateRoot::new(&cli.global.root);
-    log.debug(&format!(
-        "root {}: {:?}",
-        root.path().display(),
-        cli.command
-    ));
     match &cli.command {
         Command::Spec { bundle } => spec::run(bundle),
-        Command::Create(args) => create::run(&root, args),
+        Command::Create { create, id } => create::run(&root, create, id, log),
         Command::Start { id } => simple::start(&root, id, log),
         Command::State { id } => simple::state(&root, id),
         Command::Kill { all, id, signal } => simple::kill(&root, id, signal, *all),
-        Command::Delete { force, id } => simple::delete(&root, id, *force, log),
+        Command::Delete { force, ids } => simple::delete(&root, ids, *force, log),
         Command::Run(args) => run::run(&root, args, log),
-        Command::Exec(args) => exec::run(&root, args),
-        Command::List { format, quiet } => list::run(&root, *format, *quiet),
-        Command::Stop(args) => stop::run(&root, args),
+        Command::Exec(args) => exec::run(&root, args, log),
+        Command::List { format, quiet } => list::run(&root, *format, *quiet, log),
+        Command::Stop(args) => stop::run(&root, args, log),
         Command::Inspect { id } => inspect::run(&root, id),
         Command::Logs(args) => logs::run(&root, args),
         Command::Events(args) => events::run(&root, args),
@@ -66,12 +62,20 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Update(args) => update::run(&root, args),
         Command::Supervise(args) => supervise_dir::run(&root, args),
         Command::Ctl(args) => ctl::run(&root, args),
+        Command::Completion { shell } => completion::script(*shell),
+        Command::Man => completion::man(),
     }
 }
 
-/// Print poststart/poststop hook failures: they do not fail the command (OCI runtime.md).
-fn warn_all(log: &Logger, warnings: &[Error]) {
-    for w in warnings {
-        log.warn(&w.to_string());
+/// `act` on every ID in turn; a failure is printed and the others still get their turn.
+/// Exit 1 if any failed.
+fn each(ids: &[String], log: &Logger, mut act: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+    let mut code = 0;
+    for id in ids {
+        if let Err(e) = act(id) {
+            log.error(&e);
+            code = 1;
+        }
     }
+    Ok(code)
 }

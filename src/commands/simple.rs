@@ -9,7 +9,7 @@ use crate::log::Logger;
 
 pub fn start(root: &StateRoot, id: &str, log: &Logger) -> Result<i32> {
     let started = container::start(root, id)?;
-    super::warn_all(log, &started.warnings);
+    log.warnings(&started.warnings);
     Ok(0)
 }
 
@@ -25,9 +25,12 @@ pub fn kill(root: &StateRoot, id: &str, sig: &str, all: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn delete(root: &StateRoot, id: &str, force: bool, log: &Logger) -> Result<i32> {
-    // Through the supervisor of a supervised container (stop it, remove its supervision).
-    let warnings = harun_supervisor::control::delete(root, id, force)?;
-    super::warn_all(log, &warnings);
-    Ok(0)
+/// Every container in turn; one that fails does not keep the others (exit 1 at the end).
+pub fn delete(root: &StateRoot, ids: &[String], force: bool, log: &Logger) -> Result<i32> {
+    super::each(ids, log, |id| {
+        // Through the supervisor of a supervised container (stop it, remove its supervision).
+        let warnings = harun_supervisor::control::delete(root, id, force)?;
+        log.warnings(&warnings);
+        Ok(())
+    })
 }

@@ -9,32 +9,33 @@ use harun_runtime::state::StateRoot;
 use harun_runtime::{Error, Result};
 use harun_supervisor::control;
 
+use crate::log::Logger;
+
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Time between SIGTERM and SIGKILL: seconds, or a duration (500ms, 1m)
+    /// Time between SIGTERM and SIGKILL: seconds, or a duration (500ms, 1m30s)
     /// [default: the container's stop timeout, 10s]
     #[arg(long, short = 't', value_name = "TIME", allow_hyphen_values = true)]
     pub timeout: Option<String>,
-    /// Container ID
-    pub id: String,
+    /// Container IDs
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
 }
 
-pub fn run(root: &StateRoot, args: &StopArgs) -> Result<i32> {
+/// Every container in turn; one that fails does not keep the others (exit 1 at the end).
+pub fn run(root: &StateRoot, args: &StopArgs, log: &Logger) -> Result<i32> {
     let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
-    let stopped = control::stop(root, &args.id, timeout)?;
-    outln!("{}", stopped.describe(&args.id));
-    Ok(0)
+    super::each(&args.ids, log, |id| {
+        let stopped = control::stop(root, id, timeout)?;
+        outln!("{}", stopped.describe(id));
+        Ok(())
+    })
 }
 
-/// `10` (seconds, as `docker stop -t`) or a duration (`500ms`, `1m`).
+/// `10` (seconds, as `runc`/`docker stop -t`) or any duration (`500ms`, `1m`).
 fn parse_timeout(text: &str) -> Result<Duration> {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse()
-            .map(Duration::from_secs)
-            .map_err(|_| Error::InvalidArgument(format!("--timeout: `{text}` is too large")));
-    }
-    harun_supervisor::parse_duration(text).map_err(|e| e.with_origin("--timeout").into())
+    harun_runtime::units::parse_duration(text)
+        .map_err(|e| Error::InvalidArgument(format!("--timeout: {e}")))
 }
 
 #[cfg(test)]
@@ -48,7 +49,7 @@ mod tests {
         assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
         for bad in ["-1", "1.5", "", "10x", "99999999999999999999"] {
             let e = parse_timeout(bad).unwrap_err().to_string();
-            assert!(e.contains("--timeout"), "{bad}: {e}");
+            assert!(e.starts_with("--timeout: invalid duration"), "{bad}: {e}");
         }
     }
 }

@@ -2,10 +2,10 @@
 //! `--detach`). A policy comes from `--restart` or from the bundle's `run.harun.restart`
 //! annotation; flags override annotations field by field.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use clap::Args;
+use harun_runtime::container::ProcessOverrides;
 use harun_runtime::state::StateRoot;
 use harun_runtime::{Error, Result};
 use harun_supervisor::engine::{CreateParams, Options, RunOne};
@@ -47,14 +47,14 @@ pub struct SuperviseArgs {
 impl SuperviseArgs {
     /// The flags given, parsed; errors name the flag.
     fn overrides(&self) -> harun_supervisor::Result<Overrides> {
-        fn flag<T>(
+        fn flag<T, E: Into<harun_supervisor::Error>>(
             value: &Option<String>,
             name: &str,
-            parse: impl Fn(&str) -> harun_supervisor::Result<T>,
+            parse: impl Fn(&str) -> std::result::Result<T, E>,
         ) -> harun_supervisor::Result<Option<T>> {
             value
                 .as_deref()
-                .map(|v| parse(v).map_err(|e| e.with_origin(name)))
+                .map(|v| parse(v).map_err(|e| e.into().with_origin(name)))
                 .transpose()
         }
         Ok(Overrides {
@@ -111,8 +111,8 @@ pub fn plan(args: &RunArgs, bundle: &Path) -> Result<Option<Settings>> {
     let overrides = flags.overrides()?;
     // Checked now, before anything starts; used by `run`.
     flags.log_config()?;
-    let config = read_config(bundle);
-    let settings = annotations::resolve(&annotations_of(&config), overrides)?;
+    let config = super::create::read_config(bundle);
+    let settings = annotations::resolve(&super::create::annotations(config.as_ref()), overrides)?;
     if settings.policy == RestartPolicy::No {
         if let Some(flag) = flags.first_given() {
             return Err(Error::InvalidArgument(format!(
@@ -138,28 +138,14 @@ pub fn plan(args: &RunArgs, bundle: &Path) -> Result<Option<Settings>> {
         .and_then(|c| c.pointer("/process/terminal"))
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
-    if terminal || args.create.console_socket.is_some() {
+    if terminal || args.tty || args.create.console_socket.is_some() {
         return Err(Error::InvalidArgument(format!(
             "restart policy `{}`: a supervised container cannot have a terminal \
-             (process.terminal, --console-socket)",
+             (process.terminal, --tty, --console-socket)",
             settings.policy
         )));
     }
     Ok(Some(settings))
-}
-
-/// config.json as JSON, if it reads and parses (if not, `create` reports why).
-fn read_config(bundle: &Path) -> Option<serde_json::Value> {
-    let text = std::fs::read(bundle.join("config.json")).ok()?;
-    serde_json::from_slice(&text).ok()
-}
-
-fn annotations_of(config: &Option<serde_json::Value>) -> HashMap<String, String> {
-    config
-        .as_ref()
-        .and_then(|c| c.get("annotations"))
-        .and_then(|a| serde_json::from_value(a.clone()).ok())
-        .unwrap_or_default()
 }
 
 /// The supervised run: in the foreground, until supervision ends (exit with the last run's
@@ -170,6 +156,7 @@ pub fn run(
     args: &RunArgs,
     id: &str,
     bundle: &Path,
+    process: &ProcessOverrides,
     _settings: Settings,
 ) -> Result<i32> {
     let flags = args.supervise.overrides()?;
@@ -181,6 +168,7 @@ pub fn run(
         overlay: c.overlay,
         layers: c.layers.clone(),
         upper: c.upper.clone(),
+        process: process.clone(),
     };
     if !args.detach {
         let opts = Options {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::duration::parse_duration;
+use crate::parse_duration;
 use crate::policy::{Backoff, CrashLoop, RestartPolicy, Settings};
 use crate::{Error, Result};
 
@@ -100,14 +100,14 @@ pub fn resolve(annotations: &HashMap<String, String>, flags: Overrides) -> Resul
 }
 
 /// The annotation `key` parsed by `parse`, if present; errors name the key.
-fn value<T>(
+fn value<T, E: Into<Error>>(
     annotations: &HashMap<String, String>,
     key: &str,
-    parse: impl Fn(&str) -> Result<T>,
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
 ) -> Result<Option<T>> {
     annotations
         .get(key)
-        .map(|value| parse(value).map_err(|e| in_annotation(e, key)))
+        .map(|value| parse(value).map_err(|e| in_annotation(e.into(), key)))
         .transpose()
 }
 
@@ -115,14 +115,29 @@ fn in_annotation(error: Error, key: &str) -> Error {
     error.with_origin(format!("annotation `{key}`"))
 }
 
+/// Every `run.harun.*` supervision annotation: the restart ones here and the service ones
+/// of `harun supervise` ([`crate::service::KEYS`]). One list, one misspelling check.
+fn all_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().chain(crate::service::KEYS.iter()).copied()
+}
+
+/// Prefixes under which any key but a known one is a misspelling.
+const FAMILIES: [&str; 4] = [
+    "run.harun.restart",
+    "run.harun.stop",
+    "run.harun.health",
+    "run.harun.update",
+];
+
 /// Rejects keys that are probably a misspelt supervision annotation: any other key under
-/// `run.harun.restart` or `run.harun.stop`, or a `run.harun.` key within two edits of a
-/// known one. Checked in sorted order, so the error does not depend on hash order.
-fn check_unknown_keys(annotations: &HashMap<String, String>) -> Result<()> {
+/// one of [`FAMILIES`], or a `run.harun.` key within two edits of a known one. Checked in
+/// sorted order, so the error does not depend on hash order. (The overlay's
+/// `run.harun.overlay*` keys have their own check in the runtime.)
+pub(crate) fn check_unknown_keys(annotations: &HashMap<String, String>) -> Result<()> {
     let mut suspects: Vec<&str> = annotations
         .keys()
         .map(String::as_str)
-        .filter(|key| !KEYS.contains(key) && looks_like_ours(key))
+        .filter(|key| !all_keys().any(|k| k == *key) && looks_like_ours(key))
         .collect();
     suspects.sort_unstable();
     match suspects.first() {
@@ -132,35 +147,37 @@ fn check_unknown_keys(annotations: &HashMap<String, String>) -> Result<()> {
 }
 
 fn looks_like_ours(key: &str) -> bool {
-    key.starts_with("run.harun.restart")
-        || key.starts_with("run.harun.stop")
+    FAMILIES.iter().any(|f| key.starts_with(f))
         || (key.starts_with("run.harun.") && nearest_key(key).1 <= 2)
 }
 
 fn unknown_key_hint(key: &str) -> String {
-    // A small typo first, else a known key the name extends (`run.harun.restart.policy`).
-    let nearest = Some(nearest_key(key))
-        .filter(|&(_, distance)| distance <= 3)
-        .map(|(known, _)| known)
-        .or_else(|| {
-            KEYS.iter()
-                .copied()
-                .filter(|known| key.starts_with(known))
-                .max_by_key(|known| known.len())
-        });
-    match nearest {
+    // A small typo first, else a known key the name extends (`run.harun.restart.policy`),
+    // else a bigger typo (`run.harun.health.command`).
+    let (nearest, distance) = nearest_key(key);
+    let extended = || {
+        all_keys()
+            .filter(|known| key.starts_with(known))
+            .max_by_key(|known| known.len())
+    };
+    let hint = if distance <= 2 {
+        Some(nearest)
+    } else {
+        extended().or((distance <= 4).then_some(nearest))
+    };
+    match hint {
         Some(known) => format!("unknown supervision annotation (did you mean `{known}`?)"),
         None => format!(
             "unknown supervision annotation (known: {})",
-            KEYS.join(", ")
+            all_keys().collect::<Vec<_>>().join(", ")
         ),
     }
 }
 
 /// The known key closest to `key` and its edit distance.
 fn nearest_key(key: &str) -> (&'static str, usize) {
-    KEYS.iter()
-        .map(|known| (*known, edit_distance(key, known)))
+    all_keys()
+        .map(|known| (known, edit_distance(key, known)))
         .min_by_key(|&(_, distance)| distance)
         .unwrap_or((RESTART, usize::MAX))
 }
@@ -267,7 +284,7 @@ mod tests {
                 "-1m",
                 "negative durations are not allowed",
             ),
-            (RESTART_RESET_AFTER, "10", "missing unit after `10`"),
+            (RESTART_RESET_AFTER, "10.5", "fractions are not supported"),
             (
                 RESTART_LIMIT,
                 "5",
@@ -328,7 +345,11 @@ mod tests {
                 "run.harun.stop.signal.please",
                 "known: run.harun.restart, run.harun.restart.delay, \
                  run.harun.restart.max-delay, run.harun.restart.reset-after, \
-                 run.harun.restart.limit, run.harun.stop-timeout",
+                 run.harun.restart.limit, run.harun.stop-timeout, run.harun.replicas, \
+                 run.harun.after, run.harun.notify, run.harun.health.cmd, \
+                 run.harun.health.interval, run.harun.health.timeout, \
+                 run.harun.health.retries, run.harun.health.start-period, \
+                 run.harun.health.on-failure, run.harun.update.window",
             ),
         ];
         for &(key, hint) in cases {

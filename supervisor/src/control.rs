@@ -14,7 +14,7 @@ use std::time::Duration;
 use harun_runtime::container;
 use harun_runtime::pidfd::PidFd;
 use harun_runtime::state::StateRoot;
-use harun_runtime::{Error, Result};
+use harun_runtime::{Error, Result, Warning};
 use serde_json::{json, Value};
 
 use crate::events::{self, rfc3339_ms, EVENTS_FILE};
@@ -159,7 +159,7 @@ fn stop_supervised(
     let grace = timeout
         .or_else(|| {
             let r = s.record.as_ref()?;
-            crate::duration::parse_duration(&r.settings.stop_timeout).ok()
+            crate::parse_duration(&r.settings.stop_timeout).ok()
         })
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     if !supervisor.wait_exit(grace + STOP_MARGIN)? {
@@ -226,7 +226,7 @@ fn stop_unsupervised(root: &StateRoot, id: &str, timeout: Option<Duration>) -> R
 /// `harun delete [--force] ID` for any container: a supervised one is stopped through its
 /// supervisor first (only with `--force` while supervision goes on), then the container and
 /// its supervision (record, events, logs) are removed. Returns poststop hook warnings.
-pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Warning>> {
     if id == SUPERVISE_DIR {
         // It looks like a container dir to the runtime; deleting it would drop every
         // container's supervision.
@@ -350,21 +350,43 @@ pub fn annotate_list(root: &StateRoot, states: &mut Vec<Value>) {
             continue;
         };
         let Some(r) = &s.record else { continue };
+        // Between an exit and the restart the container is stopped, or gone (a failed
+        // re-create); either way a restart is coming.
+        let restarting = r.phase == Phase::Restarting && s.supervisor.is_some();
         match states.iter_mut().find(|v| v["id"] == id.as_str()) {
-            Some(v) => v["restarts"] = json!(r.restart_count),
+            Some(v) => {
+                v["restarts"] = json!(r.restart_count);
+                if restarting && v["status"] == "stopped" {
+                    v["status"] = json!("restarting");
+                }
+            }
             None => states.push(json!({
                 "ociVersion": harun_runtime::OCI_VERSION,
                 "id": id,
                 "pid": 0,
-                "status": "stopped",
+                "status": if restarting { "restarting" } else { "stopped" },
                 "bundle": r.bundle,
-                "created": "",
+                "created": created(&s, r),
                 "owner": "",
                 "restarts": r.restart_count,
             })),
         }
     }
     states.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+}
+
+/// When the container without a state dir was last created: the start of its last run,
+/// else its last exit, else when its supervision began.
+fn created(s: &Supervised, r: &Record) -> String {
+    let ms = r
+        .started_at_ms
+        .or(r.last_exit.map(|e| e.at_ms))
+        .or_else(|| {
+            let made = std::fs::metadata(s.store.dir()).ok()?.modified().ok()?;
+            let since = made.duration_since(std::time::UNIX_EPOCH).ok()?;
+            u64::try_from(since.as_millis()).ok()
+        });
+    ms.map(rfc3339_ms).unwrap_or_default()
 }
 
 /// `harun events ID [-f]`: the JSON lines, following while the supervisor lives.

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use harun_runtime::{time, Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::duration::format_duration;
+use crate::format_duration;
 use crate::persist::{millis, split_status, Store};
 use crate::policy::ExitStatus;
 
@@ -353,6 +353,12 @@ mod tests {
                     .status(Some(ExitStatus::Signal(9)))
                     .ran_for(Duration::from_millis(1500)),
                 "killed by signal 9 after 1s500ms",
+            ),
+            (
+                Event::new("w", Kind::Exited, t)
+                    .status(Some(ExitStatus::Code(3)))
+                    .ran_for(Duration::ZERO),
+                "exited with code 3 after 0s",
             ),
             (
                 Event::new("w", Kind::Restarting, t).delay(Duration::from_millis(400), 3),

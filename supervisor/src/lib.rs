@@ -4,7 +4,6 @@
 //! event and the current time, and returns what to do. No I/O, no clock reads; the
 //! watching loop (pidfd + epoll) feeds it events and carries out its decisions.
 //!
-//! - [`duration`]: `100ms`, `10s`, `1m30s` in flags and annotations, parsed and formatted.
 //! - [`policy`]: restart policies, backoff, crash-loop limit, and the decision engine.
 //! - [`annotations`]: the `run.harun.restart*` bundle annotations, with CLI flags on top.
 //! - [`engine`]: the supervisor itself, one thread and one epoll loop for any number of
@@ -28,7 +27,6 @@ pub mod control;
 pub mod ctl;
 pub mod deps;
 pub mod detach;
-pub mod duration;
 pub mod engine;
 pub mod events;
 pub mod follow;
@@ -44,8 +42,12 @@ pub mod service;
 pub mod stdio;
 pub mod timers;
 
+#[cfg(test)]
+mod proptests;
+
 pub use annotations::Overrides;
-pub use duration::{format_duration, parse_duration};
+/// Durations as every harun flag and annotation takes them (`harun_runtime::units`).
+pub use harun_runtime::units::{format_duration, parse_duration};
 pub use policy::{
     Backoff, CrashLoop, Decision, Event, ExitStatus, GiveUpReason, RestartPolicy, Settings,
     StopReason, Supervision, Timestamp,
@@ -102,6 +104,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A duration or size that does not follow harun's grammar.
+impl From<harun_runtime::units::Invalid> for Error {
+    fn from(e: harun_runtime::units::Invalid) -> Self {
+        Error::new(e.to_string())
+    }
+}
 
 /// Bad supervisor input is invalid input for the runtime's error type (the CLI's).
 impl From<Error> for harun_runtime::Error {

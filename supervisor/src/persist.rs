@@ -28,11 +28,11 @@ use harun_runtime::state::{replace_file, validate_id, Durability, StateRoot};
 use harun_runtime::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{format_duration, parse_duration};
 use crate::logs::LogConfig;
 use crate::policy::{
     Backoff, ExitStatus, GiveUpReason, LastExit, Settings, Supervision, Timestamp,
 };
+use crate::{format_duration, parse_duration};
 
 /// The directory under the state root holding one dir per supervised container.
 pub const SUPERVISE_DIR: &str = ".supervise";

@@ -21,7 +21,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::duration::{format_duration, parse_duration};
+use crate::{format_duration, parse_duration};
 use crate::{Error, Result};
 
 /// A point in time: milliseconds since an epoch the caller picks.
@@ -239,7 +239,7 @@ impl FromStr for CrashLoop {
                 "exit count must be at least 2 ({max_exits} would give up at the first exit)"
             )));
         }
-        let window = parse_duration(window).map_err(|e| bad(e.message().to_string()))?;
+        let window = parse_duration(window).map_err(|e| bad(e.to_string()))?;
         if window.is_zero() {
             return Err(bad("window must be longer than 0".into()));
         }

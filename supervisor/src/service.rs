@@ -31,8 +31,8 @@ use harun_runtime::state::validate_id;
 use serde_json::Value;
 
 use crate::annotations::{self, Overrides};
-use crate::duration::parse_duration;
 use crate::health::{Check, OnFailure};
+use crate::parse_duration;
 use crate::policy::Settings;
 use crate::rollout::Slot;
 use crate::{Error, Result};
@@ -84,7 +84,7 @@ impl Behaviour {
         annotations: &HashMap<String, String>,
         flags: Overrides,
     ) -> Result<Behaviour> {
-        check_unknown_keys(annotations)?;
+        annotations::check_unknown_keys(annotations)?;
         let settings = annotations::resolve(annotations, flags)?;
         let a = annotations;
         let replicas = value(a, REPLICAS, parse_replicas)?.unwrap_or(1);
@@ -143,14 +143,14 @@ fn health_check(a: &HashMap<String, String>) -> Result<Option<Check>> {
 }
 
 /// The annotation `key` parsed by `parse`, if present; errors name the key.
-fn value<T>(
+fn value<T, E: Into<Error>>(
     annotations: &HashMap<String, String>,
     key: &str,
-    parse: impl Fn(&str) -> Result<T>,
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
 ) -> Result<Option<T>> {
     annotations
         .get(key)
-        .map(|v| parse(v).map_err(|e| e.with_origin(format!("annotation `{key}`"))))
+        .map(|v| parse(v).map_err(|e| e.into().with_origin(format!("annotation `{key}`"))))
         .transpose()
 }
 
@@ -224,42 +224,6 @@ fn parse_argv(input: &str) -> Result<Vec<String>> {
         return Err(Error::invalid("command", input, "empty"));
     }
     Ok(argv)
-}
-
-/// Rejects keys that are probably a misspelt service annotation: any other key under
-/// `run.harun.health.` or `run.harun.update.`, or a `run.harun.` key within two edits of a
-/// known one. (The restart annotations' own check runs in [`annotations::resolve`].)
-fn check_unknown_keys(annotations: &HashMap<String, String>) -> Result<()> {
-    let known = |k: &str| KEYS.contains(&k) || annotations::KEYS.contains(&k);
-    let mut suspects: Vec<&str> = annotations
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !known(k))
-        .filter(|k| {
-            k.starts_with("run.harun.health")
-                || k.starts_with("run.harun.update")
-                || (k.starts_with("run.harun.") && nearest(k).1 <= 2)
-        })
-        .collect();
-    suspects.sort_unstable();
-    let Some(key) = suspects.first() else {
-        return Ok(());
-    };
-    let hint = match nearest(key) {
-        (known, d) if d <= 4 => format!("did you mean `{known}`?"),
-        _ => format!("known: {}", KEYS.join(", ")),
-    };
-    Err(
-        Error::new(format!("unknown supervision annotation ({hint})"))
-            .with_origin(format!("annotation `{key}`")),
-    )
-}
-
-fn nearest(key: &str) -> (&'static str, usize) {
-    KEYS.iter()
-        .map(|k| (*k, annotations::edit_distance(key, k)))
-        .min_by_key(|&(_, d)| d)
-        .unwrap_or((REPLICAS, usize::MAX))
 }
 
 /// A service name: a container ID that does not start with `.`.
@@ -535,7 +499,11 @@ mod tests {
                 "invalid command `test -f /ok`: not a JSON array",
             ),
             (HEALTH_CMD, "[]", "invalid command `[]`: empty"),
-            (UPDATE_WINDOW, "5", "invalid duration `5`: missing unit"),
+            (
+                UPDATE_WINDOW,
+                "5x",
+                "invalid duration `5x`: unknown unit `x`",
+            ),
             ("run.harun.restart", "sometimes", "invalid restart policy"),
         ];
         for &(key, value, want) in cases {

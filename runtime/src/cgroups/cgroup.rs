@@ -72,6 +72,7 @@ impl Cgroup {
 
     /// Write `value` to `name`; the error names the file.
     pub fn write(&self, name: &str, value: &str) -> Result<()> {
+        crate::trace!("cgroup: write `{value}` to `{}`", self.show(name));
         self.write_raw(name, value)
             .map_err(|e| Error::sys(format!("write `{value}` to `{}`", self.show(name)))(e))
     }

@@ -76,6 +76,7 @@ pub fn setup(spec: &Spec, id: &str, state_dir: &Path) -> Result<Setup> {
     let rules = devices::rules(r.devices().as_deref())?;
     let path = linux.and_then(|l| l.cgroups_path().as_deref());
     let (dir, default_parent) = h.locate(path, id)?;
+    crate::trace!("cgroup `{}`", dir.display());
     let (cgroup, record) = h.create(&dir, default_parent, &plan, |r| r.save(state_dir))?;
     let configured = resources::apply(&cgroup, &plan).and_then(|_| devices::apply(&cgroup, &rules));
     if let Err(e) = configured {

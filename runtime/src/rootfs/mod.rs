@@ -1,8 +1,8 @@
 //! The container's filesystem view: mounts, devices, pivot_root, masked and read-only paths.
 //!
-//! Called by the container init, in its new mount namespace, in this order:
-//! [`validate`] (before any side effect, in `create`), [`prepare`] (still in the host root),
-//! [`enter`] (switch root), [`finalize`] (inside the new root).
+//! [`validate`] (before any side effect, in `create`), then in the container init, in its
+//! new mount namespace: [`prepare`] (still in the host root), [`enter`] (switch root),
+//! [`finalize`] (inside the new root). What comes between them: process/init.rs.
 //!
 //! Every path inside the rootfs is resolved without leaving it ([`resolve`]): mounts go
 //! onto `/proc/self/fd/N` of an O_PATH fd, never onto a path string the image could
@@ -11,13 +11,12 @@
 mod copyup;
 mod devices;
 pub mod host;
-mod mountinfo;
 mod mounts;
 mod options;
 pub mod overlay;
 mod paths;
 mod pivot;
-mod resolve;
+pub(crate) mod resolve;
 mod validate;
 
 use std::path::Path;
@@ -66,6 +65,15 @@ pub fn prepare(
         pivot::bind_onto_itself(rootfs)?;
     }
     if let Some(plan) = overlay {
+        crate::trace!(
+            "overlay root on `{}`: {} lower layers, upper in `{}`",
+            rootfs.display(),
+            plan.lowers.len(),
+            plan.upper
+                .host_dir()
+                .unwrap_or(Path::new("tmpfs"))
+                .display()
+        );
         overlay::mount(plan, rootfs)?;
     }
     let root =
@@ -88,6 +96,10 @@ pub fn prepare(
 /// rootfs to "/" then chroot(".") and chdir("/"). Without a mount namespace of its own, in
 /// the host's: chroot only, whatever `no_pivot` says.
 pub fn enter(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<()> {
+    crate::trace!(
+        "switch root to `{}` (no_pivot: {no_pivot})",
+        rootfs.display()
+    );
     pivot::enter(rootfs, no_pivot, host::has_mount_namespace(spec))
 }
 
@@ -104,6 +116,11 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .as_ref()
         .and_then(|r| r.readonly())
         .unwrap_or(false);
+    crate::trace!(
+        "mask {} paths, make {} read-only, root read-only: {root_readonly}",
+        masked.map_or(0, <[String]>::len),
+        readonly.map_or(0, <[String]>::len)
+    );
     paths::finalize(
         masked.unwrap_or_default(),
         readonly.unwrap_or_default(),

@@ -45,6 +45,10 @@ pub const ANNOTATION: &str = "run.harun.overlay";
 pub const ANNOTATION_LAYERS: &str = "run.harun.overlay.layers";
 /// `tmpfs`, `tmpfs:SIZE` or an absolute directory (persistent upper).
 pub const ANNOTATION_UPPER: &str = "run.harun.overlay.upper";
+/// `true` or `false` (the default): a read-only merged root. `root.readonly` does not apply
+/// to an overlay root: the bundle's rootfs is never written anyway, and every default
+/// spec sets it, which would leave the upper useless.
+pub const ANNOTATION_READONLY: &str = "run.harun.overlay.readonly";
 
 /// The kernel's limit on lower layers (OVL_MAX_STACK, fs/overlayfs/params.h).
 pub const MAX_LOWERS: usize = 500;
@@ -86,6 +90,10 @@ pub struct Plan {
     /// Read-only layers, bottom first: the bundle rootfs, then the extra layers (canonical).
     pub lowers: Vec<PathBuf>,
     pub upper: Upper,
+    /// Where a named upper came from (`--upper` or its annotation), for errors.
+    pub upper_origin: Option<String>,
+    /// The merged root is read-only ([`ANNOTATION_READONLY`]).
+    pub readonly: bool,
 }
 
 impl Upper {
@@ -118,8 +126,13 @@ pub fn plan(bundle: &Bundle, req: &Request<'_>, state_dir: &Path) -> Result<Opti
         ));
     }
     let lowers = lowers(bundle, req, ann.layers)?;
-    let upper = upper(req, ann.upper, state_dir, &lowers)?;
-    Ok(Some(Plan { lowers, upper }))
+    let (upper, upper_origin) = upper(req, ann.upper, state_dir, &lowers)?;
+    Ok(Some(Plan {
+        lowers,
+        upper,
+        upper_origin,
+        readonly: ann.readonly.unwrap_or(false),
+    }))
 }
 
 /// The lower layers, bottom first: root.path, then the flags' layers or else the
@@ -167,19 +180,21 @@ fn lowers(
     Ok(lowers)
 }
 
-/// Where the upper goes: the flag's SPEC, else the annotation's, else the state dir.
+/// Where the upper goes: the flag's SPEC, else the annotation's, else the state dir; with
+/// the flag or annotation it came from.
 fn upper(
     req: &Request<'_>,
     ann_upper: Option<String>,
     state_dir: &Path,
     lowers: &[PathBuf],
-) -> Result<Upper> {
+) -> Result<(Upper, Option<String>)> {
     let upper_spec = match (req.upper, ann_upper) {
         (Some(s), _) => Some(("--upper".to_string(), s.to_string())),
         (None, Some(s)) => Some((format!("annotations[\"{ANNOTATION_UPPER}\"]"), s)),
         (None, None) => None,
     };
-    Ok(match upper_spec {
+    let origin = upper_spec.as_ref().map(|(field, _)| field.clone());
+    let upper = match upper_spec {
         None => {
             let dir = state_dir.join("overlay");
             let what = format!("the ephemeral upper `{}` (in the state dir)", dir.display());
@@ -205,13 +220,15 @@ fn upper(
                 Upper::Persistent(dir)
             }
         },
-    })
+    };
+    Ok((upper, origin))
 }
 
 /// The overlay annotations of a bundle.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Annotated {
     enabled: Option<bool>,
+    readonly: Option<bool>,
     layers: Option<Vec<String>>,
     upper: Option<String>,
 }
@@ -222,16 +239,8 @@ impl Annotated {
         let field = |k: &str| format!("annotations[\"{k}\"]");
         for (key, value) in map.into_iter().flatten() {
             match key.as_str() {
-                ANNOTATION => {
-                    out.enabled = Some(match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        v => {
-                            let why = format!("unknown value `{v}` (want `true` or `false`)");
-                            return Err(Error::spec(field(key), why));
-                        }
-                    })
-                }
+                ANNOTATION => out.enabled = Some(boolean(key, value)?),
+                ANNOTATION_READONLY => out.readonly = Some(boolean(key, value)?),
                 ANNOTATION_LAYERS => {
                     let layers: Vec<String> = serde_json::from_str(value).map_err(|e| {
                         let why = format!(
@@ -245,7 +254,7 @@ impl Annotated {
                 k if k.starts_with("run.harun.overlay.") => {
                     let why = format!(
                         "unknown overlay annotation (known: {ANNOTATION}, {ANNOTATION_LAYERS}, \
-                         {ANNOTATION_UPPER})"
+                         {ANNOTATION_UPPER}, {ANNOTATION_READONLY})"
                     );
                     return Err(Error::spec(field(k), why));
                 }
@@ -269,18 +278,31 @@ impl Annotated {
     }
 }
 
+/// `true` or `false`, the value of the annotation `key`.
+fn boolean(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        v => Err(Error::spec(
+            format!("annotations[\"{key}\"]"),
+            format!("unknown value `{v}` (want `true` or `false`)"),
+        )),
+    }
+}
+
 /// Parse an upper SPEC: `tmpfs`, `tmpfs:SIZE` or an absolute directory.
 pub fn parse_upper(spec: &str) -> std::result::Result<UpperSpec, String> {
     if spec == "tmpfs" {
         return Ok(UpperSpec::Tmpfs { size: None });
     }
     if let Some(size) = spec.strip_prefix("tmpfs:") {
-        return match parse_size(size) {
-            Some(n) => Ok(UpperSpec::Tmpfs { size: Some(n) }),
-            None => Err(format!(
-                "bad tmpfs size `{size}`: want a positive number of bytes with an optional \
-                 k, m, g or t suffix, e.g. `tmpfs:64m`"
+        return match crate::units::parse_size(size) {
+            Ok(0) => Err(format!(
+                "tmpfs size: {}",
+                crate::units::Invalid::new("size", size, "must be at least 1 byte")
             )),
+            Ok(n) => Ok(UpperSpec::Tmpfs { size: Some(n) }),
+            Err(e) => Err(format!("tmpfs size: {e}")),
         };
     }
     let path = Path::new(spec);
@@ -293,22 +315,6 @@ pub fn parse_upper(spec: &str) -> std::result::Result<UpperSpec, String> {
         return Err(format!("`{spec}`: must not be `/` or contain `..`"));
     }
     Ok(UpperSpec::Dir(path.to_path_buf()))
-}
-
-/// Bytes from `N`, `Nk`, `Nm`, `Ng`, `Nt` (powers of 1024, either case); `None` if bad or 0.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let (digits, shift) = match s.as_bytes().last()?.to_ascii_lowercase() {
-        b'k' => (&s[..s.len() - 1], 10),
-        b'm' => (&s[..s.len() - 1], 20),
-        b'g' => (&s[..s.len() - 1], 30),
-        b't' => (&s[..s.len() - 1], 40),
-        _ => (s, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    n.checked_mul(1u64 << shift).filter(|&b| b > 0)
 }
 
 fn has_dot_dot(p: &Path) -> bool {
@@ -346,7 +352,8 @@ fn check_upper_dir(
     dir: &Path,
     lowers: &[PathBuf],
 ) -> std::result::Result<PathBuf, String> {
-    let (existing, rest) = existing_prefix(dir).map_err(|e| format!("{what}: {e}"))?;
+    let (existing, rest) =
+        existing_prefix(dir).map_err(|e| format!("{what}: {}", crate::error::Cause(&e)))?;
     // (join("") would add a trailing slash)
     let canonical = if rest.as_os_str().is_empty() {
         existing.clone()
@@ -386,7 +393,7 @@ fn check_existing_children(dir: &Path) -> std::result::Result<(), String> {
             Ok(m) if m.is_dir() => devices.push(m.dev()),
             Ok(_) => return Err(format!("`{}` exists and is not a directory", p.display())),
             Err(e) if e.kind() == IoKind::NotFound => {}
-            Err(e) => return Err(format!("`{}`: {e}", p.display())),
+            Err(e) => return Err(format!("`{}`: {}", p.display(), crate::error::Cause(&e))),
         }
     }
     if let [_, upper, work] = devices[..] {
@@ -514,6 +521,13 @@ impl Plan {
     /// persistent upper (existing ones are reused). A new `upper/` gets the mode and owner
     /// of the topmost lower's root, as the merged root shows them. Nothing for tmpfs.
     pub fn make_dirs(&self) -> Result<MadeDirs> {
+        self.make_host_dirs().map_err(|e| match &self.upper_origin {
+            Some(origin) => e.context(origin.clone()),
+            None => e,
+        })
+    }
+
+    fn make_host_dirs(&self) -> Result<MadeDirs> {
         let mut made = MadeDirs {
             created: Vec::new(),
             owner: None,
@@ -564,33 +578,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        let cases: &[(&str, Option<u64>)] = &[
-            ("1", Some(1)),
-            ("4096", Some(4096)),
-            ("64k", Some(64 << 10)),
-            ("64m", Some(64 << 20)),
-            ("64M", Some(64 << 20)),
-            ("2g", Some(2 << 30)),
-            ("1T", Some(1 << 40)),
-            ("0", None),
-            ("0m", None),
-            ("", None),
-            ("m", None),
-            ("12q", None),
-            ("-1m", None),
-            ("1.5m", None),
-            ("64mb", None),
-            (" 64m", None),
-            ("99999999999999999999", None),
-            ("17179869184t", None), // overflows u64
-        ];
-        for (text, want) in cases {
-            assert_eq!(parse_size(text), *want, "{text:?}");
-        }
-    }
-
-    #[test]
     fn upper_specs() {
         let ok: &[(&str, UpperSpec)] = &[
             ("tmpfs", UpperSpec::Tmpfs { size: None }),
@@ -600,6 +587,12 @@ mod tests {
                     size: Some(64 << 20),
                 },
             ),
+            (
+                "tmpfs:1gb",
+                UpperSpec::Tmpfs {
+                    size: Some(1 << 30),
+                },
+            ),
             ("/var/lib/x", UpperSpec::Dir("/var/lib/x".into())),
             ("/data/", UpperSpec::Dir("/data/".into())),
         ];
@@ -607,9 +600,18 @@ mod tests {
             assert_eq!(parse_upper(text).as_ref(), Ok(want), "{text:?}");
         }
         let bad: &[(&str, &str)] = &[
-            ("tmpfs:", "bad tmpfs size ``"),
-            ("tmpfs:12q", "bad tmpfs size `12q`"),
-            ("tmpfs:0", "bad tmpfs size `0`"),
+            (
+                "tmpfs:",
+                "tmpfs size: invalid size ``: expected a number of bytes",
+            ),
+            (
+                "tmpfs:12q",
+                "tmpfs size: invalid size `12q`: unknown unit `q`",
+            ),
+            (
+                "tmpfs:0",
+                "tmpfs size: invalid size `0`: must be at least 1 byte",
+            ),
             ("relative/dir", "absolute directory"),
             ("", "absolute directory"),
             ("TMPFS", "absolute directory"),

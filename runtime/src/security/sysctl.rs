@@ -46,7 +46,11 @@ impl NewNamespaces {
                             |e| match e {
                                 Error::Io { source, .. } => Error::spec(
                                     format!("linux.namespaces[{i}].path"),
-                                    format!("stat `{}`: {source}", path.display()),
+                                    format!(
+                                        "stat `{}`: {}",
+                                        path.display(),
+                                        crate::error::Cause(&source)
+                                    ),
                                 ),
                                 other => other,
                             },
@@ -82,7 +86,7 @@ const IPC_KEYS: [&str; 8] = [
 /// sorted order so the reported error does not depend on hash order.
 pub fn validate(sysctl: &HashMap<String, String>, new_ns: &NewNamespaces) -> Result<()> {
     let mut keys: Vec<&String> = sysctl.keys().collect();
-    keys.sort();
+    keys.sort_unstable();
     for key in keys {
         check_key(key, new_ns).map_err(|reason| Error::spec(field(key), reason))?;
     }
@@ -163,10 +167,12 @@ pub fn proc_path(key: &str) -> std::result::Result<PathBuf, String> {
 /// mounted), in sorted key order. Refuses a file that is not on procfs.
 pub fn apply(sysctl: &HashMap<String, String>) -> Result<()> {
     let mut entries: Vec<(&String, &String)> = sysctl.iter().collect();
-    entries.sort();
+    entries.sort_unstable();
     for (key, value) in entries {
         let path = proc_path(key).map_err(|reason| Error::spec(field(key), reason))?;
-        write_proc(&path, value.as_bytes())?;
+        // The error names the key too: "open `/proc/sys/net/ipv4/x`" alone does not say
+        // which entry of the config asked for it.
+        write_proc(&path, value.as_bytes()).map_err(|e| Error::spec(field(key), e.to_string()))?;
     }
     Ok(())
 }

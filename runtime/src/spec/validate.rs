@@ -44,6 +44,12 @@ pub fn validate(
 fn version(spec: &Spec) -> Result<()> {
     let v = spec.version();
     let major = v.split('.').next().unwrap_or("");
+    if v.is_empty() {
+        return Err(Error::spec(
+            "ociVersion",
+            "missing or empty (harun implements 1.x)",
+        ));
+    }
     if major != "1" {
         return Err(Error::spec(
             "ociVersion",
@@ -72,8 +78,10 @@ fn root(spec: &Spec, bundle_dir: &Path) -> Result<PathBuf> {
         ));
     }
     let joined = bundle_dir.join(path);
-    let canon = std::fs::canonicalize(&joined)
-        .map_err(|e| Error::spec("root.path", format!("`{}`: {e}", joined.display())))?;
+    let canon = std::fs::canonicalize(&joined).map_err(|e| {
+        let why = format!("`{}`: {}", joined.display(), crate::error::Cause(&e));
+        Error::spec("root.path", why)
+    })?;
     if !canon.is_dir() {
         return Err(Error::spec(
             "root.path",

@@ -74,6 +74,8 @@ pub struct CreateParams {
     pub overlay: bool,
     pub layers: Vec<PathBuf>,
     pub upper: Option<String>,
+    /// `harun run`'s `-e`, `-t`, `-- CMD ARGS` (nothing for `harun supervise`).
+    pub process: harun_runtime::container::ProcessOverrides,
 }
 
 /// What an epoll token stands for.

@@ -776,6 +776,7 @@ fn parses_crash_loop_limits() {
         ("2/1m30s", 2, 90_000, "2/1m30s"),
         ("10/500ms", 10, 500, "10/500ms"),
         ("3/60s", 3, 60_000, "3/1m"),
+        ("5/30", 5, 30_000, "5/30s"),
     ];
     for &(input, max_exits, window, shown) in cases {
         let want = CrashLoop {
@@ -815,8 +816,8 @@ fn rejects_bad_crash_loop_limits() {
             "invalid duration ``: empty (write e.g. `100ms`, `10s`, `1m30s`)",
         ),
         (
-            "5/30",
-            "invalid duration `30`: missing unit after `30` (use ms, s, m, h, e.g. `30s`)",
+            "5/1.5",
+            "invalid duration `1.5`: fractions are not supported (write `1500ms` for 1.5s)",
         ),
         (
             "5/-1s",

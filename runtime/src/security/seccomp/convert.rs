@@ -19,7 +19,9 @@
 //!   one the profile names get ENOSYS (runc's patchbpf stub), so that libc falls back from
 //!   syscalls newer than the profile;
 //! - argument values compare as 64 bits (libseccomp on 64-bit architectures);
-//!   `SCMP_CMP_MASKED_EQ` is `(arg & value) == valueTwo`; `valueTwo` is ignored by the others.
+//!   `SCMP_CMP_MASKED_EQ` is `(arg & value) == (valueTwo & value)`: libseccomp masks the
+//!   datum too, so a mask of 0 always matches (runc 1.1.5 refuses mkdir under such a rule);
+//!   `valueTwo` is ignored by the others.
 
 use std::collections::btree_map::{BTreeMap, Entry};
 

@@ -243,6 +243,7 @@ impl Replica {
                 layers: &p.layers,
                 upper: p.upper.as_deref(),
             },
+            process: &p.process,
         };
         let created = match &self.output {
             Some(out) => {

@@ -144,6 +144,8 @@ fn child_in_private_mount_ns() {
         upper: Upper::Tmpfs {
             size: Some(1 << 20),
         },
+        upper_origin: None,
+        readonly: false,
     };
     mount(&plan, &rootfs).unwrap();
     assert_eq!(read(&rootfs.join("a")), "l2", "the topmost layer wins");
