@@ -434,7 +434,11 @@ fn run_detach_in_a_command_substitution_returns() {
         .output()
         .expect("sh");
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "done []\n");
+    // `run -d` prints the container's ID (README "Command reference").
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("done [{id}]\n")
+    );
     assert!(t0.elapsed() < Duration::from_secs(15));
     let supervisor = supervisor_pid(&h, &id);
     let fds: Vec<String> = fs::read_dir(format!("/proc/{supervisor}/fd"))
