@@ -262,9 +262,9 @@ impl EventLog {
         Ok(())
     }
 
+    /// Keeps one older file: `events.jsonl.1`.
     fn rotate(&mut self) -> Result<()> {
-        let old = rotated(&self.path);
-        fs::rename(&self.path, &old).map_err(Error::io("rotate", &self.path))?;
+        crate::logs::shift_files(&self.path, 2)?;
         self.file = open_append(&self.path)?;
         self.size = 0;
         Ok(())
@@ -277,9 +277,7 @@ fn open_append(path: &Path) -> Result<File> {
 
 /// `events.jsonl.1`.
 pub(crate) fn rotated(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".1");
-    PathBuf::from(name)
+    crate::logs::numbered(path, 1)
 }
 
 /// Everything recorded, oldest first (the rotated file, then the current one).

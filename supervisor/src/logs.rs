@@ -127,23 +127,27 @@ impl RotatingLog {
         Ok(())
     }
 
-    /// `container.log` -> `.1` -> `.2` ...; the oldest beyond `max_files` is dropped.
     fn rotate(&mut self) -> Result<()> {
-        let keep = self.config.max_files.max(1);
-        let numbered = |n: u32| numbered(&self.path, n);
-        if keep == 1 {
-            remove_if_exists(&self.path)?;
-        } else {
-            remove_if_exists(&numbered(keep - 1))?;
-            for n in (1..keep - 1).rev() {
-                rename_if_exists(&numbered(n), &numbered(n + 1))?;
-            }
-            rename_if_exists(&self.path, &numbered(1))?;
-        }
+        shift_files(&self.path, self.config.max_files)?;
         self.file = open_append(&self.path, 0o640)?;
         self.size = 0;
         Ok(())
     }
+}
+
+/// Rotation by renames, for every rotated file harun writes (this log and the event log):
+/// `path` -> `path.1` -> `path.2` ...; at most `keep` files stay (`path` included, at least
+/// one), the oldest beyond them is removed. `path` is gone afterwards: reopen it.
+pub(crate) fn shift_files(path: &Path, keep: u32) -> Result<()> {
+    let keep = keep.max(1);
+    if keep == 1 {
+        return remove_if_exists(path);
+    }
+    remove_if_exists(&numbered(path, keep - 1))?;
+    for n in (1..keep - 1).rev() {
+        rename_if_exists(&numbered(path, n), &numbered(path, n + 1))?;
+    }
+    rename_if_exists(path, &numbered(path, 1))
 }
 
 /// Open `path` for appending (created with `mode`), close-on-exec.
@@ -157,7 +161,8 @@ pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File> {
         .map_err(Error::io("open", path))
 }
 
-fn numbered(path: &Path, n: u32) -> PathBuf {
+/// `path.N`.
+pub(crate) fn numbered(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{n}"));
     PathBuf::from(name)
