@@ -63,17 +63,9 @@ fn detached(args: &RunArgs, id: &str) {
 /// Start the container this run created, or remove it. Only that one: a `delete` and
 /// another `create` of the ID may have got in since (then: "does not exist").
 fn start_or_remove(root: &StateRoot, created: &State, log: &Logger) -> Result<()> {
-    match container::start_own(root, created) {
-        Ok(started) => {
-            log.warnings(&started.warnings);
-            Ok(())
-        }
-        Err(e) => {
-            // The start error is what matters; the forced delete only cleans up.
-            let _ = container::delete_own(root, created, true);
-            Err(e)
-        }
-    }
+    let started = container::start_or_remove(root, created)?;
+    log.warnings(&started.warnings);
+    Ok(())
 }
 
 /// `-- CMD ARGS...`, `-e`, `-t` as changes to the bundle's process.

@@ -90,6 +90,15 @@ pub fn start_own(root: &StateRoot, created: &State) -> Result<Started> {
     start_which(root, &created.id, Some(created))
 }
 
+/// [`start_own`], and when the start fails, [`delete_own`] (forced): a create-then-start
+/// (`run`, a supervisor's (re)start) either runs its container or leaves nothing of it. The
+/// start's error is returned; the clean-up's is dropped (it only tidies up).
+pub fn start_or_remove(root: &StateRoot, created: &State) -> Result<Started> {
+    start_own(root, created).inspect_err(|_| {
+        let _ = delete_own(root, created, true);
+    })
+}
+
 fn start_which(root: &StateRoot, id: &str, own: Option<&State>) -> Result<Started> {
     let (dir, st) = lock_state(root, id, own)?;
     let status = st.status(dir.path());

@@ -11,7 +11,7 @@ mod wait;
 pub use create::{create, Console, CreateOptions, Created, ProcessOverrides};
 pub use exec::{exec, process_from_file, process_from_flags, ExecOptions, Execed, ProcessFlags};
 pub use lifecycle::{
-    delete, delete_own, kill, list, start, start_own, state, Started, STOP_MARKER,
+    delete, delete_own, kill, list, start, start_or_remove, start_own, state, Started, STOP_MARKER,
 };
 pub use users::lookup_user;
 pub use wait::{wait_foreground, ExitCode, Forwarder};

@@ -9,6 +9,7 @@
 //! --force` leave a marker in the state dir ([`STOP_MARKER`]), and a deleted state dir means
 //! the user removed the container under us.
 
+use harun_runtime::warning::Level;
 use std::fs;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -255,15 +256,11 @@ impl Replica {
             None => container::create(ctx.root, &opts)?,
         };
         let pid = created.state.pid;
+        self.warn(&created.warnings);
         self.emit(ctx, self.event(Kind::Created).pid(pid));
-        match container::start(ctx.root, &self.id) {
-            Ok(started) => {
-                for w in started.warnings {
-                    harun_runtime::stderr::line(&format!("harun: warning: {}: {w}", self.id));
-                }
-            }
+        match container::start_or_remove(ctx.root, &created.state) {
+            Ok(started) => self.warn(&started.warnings),
             Err(e) => {
-                let _ = container::delete(ctx.root, &self.id, true);
                 let _ = nix::sys::wait::waitid(
                     nix::sys::wait::Id::PIDFd(created.pidfd.as_fd()),
                     nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOHANG,
@@ -300,6 +297,19 @@ impl Replica {
         self.update_ready(ctx);
         self.apply(ctx, decision);
         Ok(())
+    }
+
+    /// The runtime's warnings for this container on stderr, as `harun run` prints them
+    /// (debug-level ones only with `--debug`).
+    fn warn(&self, warnings: &[harun_runtime::Warning]) {
+        for w in warnings {
+            match w.level() {
+                Level::Warning => {
+                    harun_runtime::stderr::line(&format!("harun: warning: {}: {w}", self.id))
+                }
+                Level::Debug => harun_runtime::trace!("{}: {w}", self.id),
+            }
+        }
     }
 
     /// [`launch`](Self::launch), a failure being a failed start for the policy.
