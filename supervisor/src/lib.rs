@@ -11,6 +11,7 @@
 //! - [`persist`]: the supervision dir `ROOT/.supervise/ID` and its record; [`events`]: the
 //!   JSON-lines event log; [`logs`]: the rotating container log; [`follow`]: `-f` readers.
 //! - [`control`]: what `stop`, `delete`, `inspect`, `list`, `logs`, `events` do from outside.
+//! - `shim` (feature `shim`): the containerd shim v2, `containerd-shim-harun-v2`.
 
 use std::fmt;
 
@@ -22,6 +23,8 @@ pub mod follow;
 pub mod logs;
 pub mod persist;
 pub mod policy;
+#[cfg(feature = "shim")]
+pub mod shim;
 pub mod unit;
 pub mod watch;
 

@@ -13,7 +13,7 @@ mod devices;
 pub mod host;
 mod mountinfo;
 mod mounts;
-mod options;
+pub mod options;
 pub mod overlay;
 mod paths;
 mod pivot;
