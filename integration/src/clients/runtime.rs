@@ -46,6 +46,21 @@ pub fn shim_mode() -> bool {
     std::env::var_os("HARUN_CLIENT_SHIM").is_some_and(|v| v == "1" || v == "path")
 }
 
+/// The sockets of harun's shims (`/run/containerd/s/harun-*`): a suite's must be gone when
+/// its containerd has stopped.
+pub fn shim_sockets() -> BTreeSet<PathBuf> {
+    fs::read_dir("/run/containerd/s")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("harun-"))
+        })
+        .collect()
+}
+
 /// `HARUN_CLIENT_SHIM=path`: `ctr run --runtime /abs/path/containerd-shim-harun-v2`.
 pub fn shim_by_path() -> bool {
     std::env::var_os("HARUN_CLIENT_SHIM").is_some_and(|v| v == "path")

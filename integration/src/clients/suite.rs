@@ -18,6 +18,8 @@ pub struct SuiteEnv {
     pub dir: TempDir,
     pub runtime: Runtime,
     snapshot: Snapshot,
+    /// harun shim sockets that existed before the suite.
+    sockets: std::collections::BTreeSet<PathBuf>,
 }
 
 impl SuiteEnv {
@@ -41,6 +43,7 @@ impl SuiteEnv {
             dir,
             runtime,
             snapshot,
+            sockets: runtime::shim_sockets(),
         })
     }
 
@@ -99,8 +102,13 @@ impl SuiteEnv {
     /// first the client's own cgroups (`client_cgroups`, deepest first) are removed.
     pub fn leaks(&self, state_dirs: &[PathBuf], client_cgroups: &[&str]) -> Vec<String> {
         self.snapshot.remove_client_cgroups(client_cgroups);
-        self.snapshot
-            .leaks(self.dir.path(), &self.tag_env(), state_dirs)
+        let mut left = self
+            .snapshot
+            .leaks(self.dir.path(), &self.tag_env(), state_dirs);
+        for s in runtime::shim_sockets().difference(&self.sockets) {
+            left.push(format!("shim socket {}", s.display()));
+        }
+        left
     }
 }
 

@@ -345,7 +345,12 @@ impl Copy {
                 }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) if self.closing => return Step::Finished,
-                Err(Errno::EAGAIN) => return Step::Going,
+                Err(Errno::EAGAIN) => {
+                    // Nothing pending: the buffer goes until the next burst (a quiet
+                    // container costs no buffer).
+                    self.buf = Vec::new();
+                    return Step::Going;
+                }
                 // EIO: a pty master whose last slave fd closed (the process exited).
                 Err(_) => return Step::Finished,
             }

@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
 use super::errors::Failure;
 use super::wire::{self, Wire};
 
+/// How long the engine waits after a request before it gives back what it ran.
+const IDLE_MS: u16 = 300;
+
 /// Which of a process's stdio streams come with a request, in this order, as fds.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct StdioFds {
@@ -200,14 +203,26 @@ fn serve(requests: &Wire, exits: &Wire, own: &[RawFd]) -> io::Result<()> {
     mask.thread_block()?;
     let sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     let mut mine = HashSet::new();
+    // Set after a request: the first quiet moment gives back the code it ran (shed.rs).
+    let mut worked = false;
     loop {
         let mut fds = [
             PollFd::new(requests.as_fd_borrow(), PollFlags::POLLIN),
             PollFd::new(sigchld.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = if worked {
+            PollTimeout::from(IDLE_MS)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
+            Ok(0) => {
+                worked = false;
+                super::shed::clean_file_pages();
+                continue;
+            }
             Ok(_) => {}
         }
         while sigchld.read_signal().ok().flatten().is_some() {}
@@ -222,6 +237,7 @@ fn serve(requests: &Wire, exits: &Wire, own: &[RawFd]) -> io::Result<()> {
             }
             let borrowed: Vec<BorrowedFd<'_>> = out.iter().map(AsFd::as_fd).collect();
             requests.send(&reply, &borrowed)?;
+            worked = true;
         }
     }
 }

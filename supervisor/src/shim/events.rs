@@ -9,7 +9,7 @@
 
 use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +22,8 @@ use containerd_shim_protos::ttrpc::context;
 use containerd_shim_protos::{Client, EventsClient};
 
 const ATTEMPTS: u32 = 5;
+/// How long the queue stays empty after an event before the shim counts as idle.
+const IDLE: Duration = Duration::from_millis(300);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An event for containerd: its topic and message.
@@ -43,15 +45,18 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     /// Start the publishing thread for containerd's ttrpc socket `address`, namespace `ns`.
+    /// `on_idle` runs when the queue has stayed empty for a moment after events: every
+    /// lifecycle call ends in an event, so the shim has nothing in hand then.
     pub fn spawn(
         address: String,
         ns: String,
+        on_idle: fn(),
     ) -> std::io::Result<(Publisher, std::thread::JoinHandle<()>)> {
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name("events".into())
             .stack_size(128 * 1024)
-            .spawn(move || forward_all(&address, &ns, rx))?;
+            .spawn(move || forward_all(&address, &ns, &rx, on_idle))?;
         Ok((
             Publisher {
                 tx: Mutex::new(Some(tx)),
@@ -75,9 +80,21 @@ impl Publisher {
     }
 }
 
-fn forward_all(address: &str, ns: &str, rx: Receiver<Event>) {
+fn forward_all(address: &str, ns: &str, rx: &Receiver<Event>, on_idle: fn()) {
     let mut client: Option<EventsClient> = None;
-    for event in rx {
+    let mut busy = false;
+    loop {
+        let event = match rx.recv_timeout(IDLE) {
+            Ok(e) => e,
+            Err(RecvTimeoutError::Timeout) => {
+                if std::mem::take(&mut busy) {
+                    on_idle();
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        busy = true;
         let req = match request(ns, &event) {
             Ok(r) => r,
             Err(e) => {
@@ -121,17 +138,39 @@ fn request(ns: &str, event: &Event) -> Result<ForwardRequest, String> {
     env.timestamp = Some(now()).into();
     env.namespace = ns.to_string();
     env.topic = event.topic.to_string();
-    env.event = Some(to_any(&*event.message)?).into();
+    env.event = Some(to_any(&*event.message, event_type(event.topic))?).into();
     let mut req = ForwardRequest::new();
     req.envelope = Some(env).into();
     Ok(req)
 }
 
-/// A message as an Any with the type URL containerd's typeurl registry knows it by (the
-/// message's full protobuf name).
-pub fn to_any(m: &dyn MessageDyn) -> Result<Any, String> {
+/// Type URLs as containerd's typeurl registry knows them: the messages' full protobuf names.
+/// Written out rather than asked of protobuf's reflection, which builds the descriptors of
+/// the message's whole .proto file (and its imports) on the heap of every shim.
+pub const PROCESS_DETAILS: &str = "containerd.runc.v1.ProcessDetails";
+pub const METRICS: &str = "io.containerd.cgroups.v2.Metrics";
+
+/// The type URL of the event published on `topic`.
+fn event_type(topic: &str) -> &'static str {
+    use containerd_shim_protos::topics::*;
+    match topic {
+        TASK_CREATE_EVENT_TOPIC => "containerd.events.TaskCreate",
+        TASK_START_EVENT_TOPIC => "containerd.events.TaskStart",
+        TASK_OOM_EVENT_TOPIC => "containerd.events.TaskOOM",
+        TASK_EXIT_EVENT_TOPIC => "containerd.events.TaskExit",
+        TASK_DELETE_EVENT_TOPIC => "containerd.events.TaskDelete",
+        TASK_EXEC_ADDED_EVENT_TOPIC => "containerd.events.TaskExecAdded",
+        TASK_EXEC_STARTED_EVENT_TOPIC => "containerd.events.TaskExecStarted",
+        TASK_PAUSED_EVENT_TOPIC => "containerd.events.TaskPaused",
+        TASK_RESUMED_EVENT_TOPIC => "containerd.events.TaskResumed",
+        _ => "containerd.events.TaskCheckpointed",
+    }
+}
+
+/// A message as an Any of type `type_url`.
+pub fn to_any(m: &dyn MessageDyn, type_url: &str) -> Result<Any, String> {
     let mut any = Any::new();
-    any.type_url = m.descriptor_dyn().full_name().to_string();
+    any.type_url = type_url.to_string();
     any.value = m.write_to_bytes_dyn().map_err(|e| e.to_string())?;
     Ok(any)
 }
@@ -146,4 +185,36 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
     ts.seconds = d.as_secs() as i64;
     ts.nanos = d.subsec_nanos() as i32;
     ts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim_protos::events::task::*;
+    use containerd_shim_protos::topics::*;
+
+    #[test]
+    fn written_type_urls_are_the_protobuf_names() {
+        let events: [(&str, &dyn MessageDyn); 9] = [
+            (TASK_CREATE_EVENT_TOPIC, &TaskCreate::new()),
+            (TASK_START_EVENT_TOPIC, &TaskStart::new()),
+            (TASK_OOM_EVENT_TOPIC, &TaskOOM::new()),
+            (TASK_EXIT_EVENT_TOPIC, &TaskExit::new()),
+            (TASK_DELETE_EVENT_TOPIC, &TaskDelete::new()),
+            (TASK_EXEC_ADDED_EVENT_TOPIC, &TaskExecAdded::new()),
+            (TASK_EXEC_STARTED_EVENT_TOPIC, &TaskExecStarted::new()),
+            (TASK_PAUSED_EVENT_TOPIC, &TaskPaused::new()),
+            (TASK_RESUMED_EVENT_TOPIC, &TaskResumed::new()),
+        ];
+        for (topic, m) in events {
+            assert_eq!(event_type(topic), m.descriptor_dyn().full_name(), "{topic}");
+        }
+        use containerd_shim_protos::cgroups_v2::metrics::Metrics;
+        use containerd_shim_protos::shim::oci::ProcessDetails;
+        assert_eq!(
+            PROCESS_DETAILS,
+            ProcessDetails::new().descriptor_dyn().full_name()
+        );
+        assert_eq!(METRICS, Metrics::new().descriptor_dyn().full_name());
+    }
 }

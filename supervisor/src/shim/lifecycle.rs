@@ -56,7 +56,7 @@ pub fn start(f: &Flags) -> Result<(), String> {
     // the child's copy holds no lock owned by another thread.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork the shim: {e}"))? {
         nix::unistd::ForkResult::Child => {
-            let code = match daemon(f, listener.into()) {
+            let code = match daemon(f, listener.into(), &path) {
                 Ok(()) => 0,
                 Err(e) => {
                     log(&format!("shim: {e}"));
@@ -135,7 +135,7 @@ fn adjust_oom_score(pid: i32) {
 }
 
 /// The daemonised shim: never returns before Shutdown.
-fn daemon(f: &Flags, listener: OwnedFd) -> Result<(), String> {
+fn daemon(f: &Flags, listener: OwnedFd, socket: &Path) -> Result<(), String> {
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     detach_stdio();
     #[cfg(target_env = "gnu")]
@@ -147,8 +147,12 @@ fn daemon(f: &Flags, listener: OwnedFd) -> Result<(), String> {
     }
     let (engine, exit_wire) = engine::spawn(&[]).map_err(|e| format!("start the engine: {e}"))?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-    let (events, events_thread) = Publisher::spawn(ttrpc_address, f.namespace.clone())
-        .map_err(|e| format!("events thread: {e}"))?;
+    let (events, events_thread) = Publisher::spawn(
+        ttrpc_address,
+        f.namespace.clone(),
+        super::shed::clean_file_pages,
+    )
+    .map_err(|e| format!("events thread: {e}"))?;
     let events = Arc::new(events);
     let shutdown = Arc::new((Mutex::new(false), Condvar::new()));
     let service = Arc::new(
@@ -191,9 +195,8 @@ fn daemon(f: &Flags, listener: OwnedFd) -> Result<(), String> {
         }
     }
     server.shutdown();
-    if let Ok(address) = std::fs::read_to_string("address") {
-        let _ = std::fs::remove_file(address.trim_start_matches("unix://"));
-    }
+    // By the path in hand: containerd may have removed the bundle (its `address`) by now.
+    let _ = std::fs::remove_file(socket);
     events.close();
     let _ = events_thread.join();
     Ok(())
@@ -244,6 +247,14 @@ pub fn delete(f: &Flags) -> Result<(), String> {
     }
     if let Err(e) = mounts::unmount_all(&bundle.join("rootfs")) {
         log(&format!("delete {}: {}", f.id, e.message));
+    }
+    // The socket of a shim that was killed (one that still answers serves other containers
+    // of its pod).
+    if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+        let path = Path::new(address.trim().trim_start_matches("unix://"));
+        if path.starts_with(SOCKET_DIR) && UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
     }
     let mut r = DeleteResponse::new();
     r.pid = match record.pid {

@@ -59,6 +59,7 @@ mod mounts;
 mod oom;
 mod record;
 mod service;
+mod shed;
 mod stdio;
 mod tasks;
 mod wire;

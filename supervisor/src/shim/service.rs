@@ -28,7 +28,7 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
 use super::copy::Copier;
 use super::engine::{Engine, Request};
 use super::errors::Failure;
-use super::events::{timestamp, to_any, Publisher};
+use super::events::{timestamp, to_any, Publisher, METRICS, PROCESS_DETAILS};
 use super::oom::Oom;
 use super::record::Record;
 use super::stdio::{Paths, Prepared};
@@ -432,7 +432,7 @@ impl Service {
             if let Some(exec_id) = execs.get(&pid) {
                 let mut d = ProcessDetails::new();
                 d.exec_id = exec_id.clone();
-                info.info = to_any(&d).ok().into();
+                info.info = to_any(&d, PROCESS_DETAILS).ok().into();
             }
             r.processes.push(info);
         }
@@ -447,7 +447,7 @@ impl Service {
             .ok_or_else(|| Failure::not_found(format!("container `{id}` has no cgroup")))?;
         let m = metrics::read(&Cgroup::open(&cg.path)?)?;
         let mut r = api::StatsResponse::new();
-        r.stats = Some(to_any(&m).map_err(Failure::internal)?).into();
+        r.stats = Some(to_any(&m, METRICS).map_err(Failure::internal)?).into();
         Ok(r)
     }
 
