@@ -97,8 +97,12 @@ pub fn measure(plan: &Plan, work: &Path, harun: &Path, runc: Option<&Path>) -> R
     })();
     let down = ctd.shutdown(&[NS]);
     reap_strays();
-    // containerd's parent cgroup of the namespace's containers, left empty.
+    // containerd's parent cgroup of the namespace's containers, and the shims' state roots
+    // for the namespace, all left empty.
     cgroups.remove_client_cgroups(&[NS]);
+    for root in ["/run/containerd/runc", "/run/containerd/harun"] {
+        let _ = std::fs::remove_dir(Path::new(root).join(NS));
+    }
     let tables = result?;
     down.map_err(|e| format!("containerd shutdown: {e}"))?;
     Ok(tables)

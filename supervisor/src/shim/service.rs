@@ -177,6 +177,9 @@ impl Service {
             st.pid = made.pid;
             st.pidfd = Some(made.pidfd);
             st.master = made.master;
+            if st.stdin_closed {
+                self.copier.close_stdin(group.id);
+            }
             st.group = Some(group);
             st.logger = prepared.logger.take();
         }
@@ -680,7 +683,9 @@ impl containerd_shim_protos::Task for Service {
     fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> ttrpc::Result<Empty> {
         let (_, p) = self.process(&req.id, &req.exec_id)?;
         if req.stdin {
-            if let Some(g) = &p.state().group {
+            let mut st = p.state();
+            st.stdin_closed = true;
+            if let Some(g) = &st.group {
                 self.copier.close_stdin(g.id);
             }
         }

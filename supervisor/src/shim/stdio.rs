@@ -5,8 +5,8 @@
 //!   and the FIFO. The FIFO is never handed to the container: the container must outlive
 //!   the reader (ctr, containerd) on the other side. The shim opens an output FIFO for
 //!   reading and writing, so it never gets EPIPE when that reader goes away (containerd's
-//!   runc shim keeps a reader open for the same reason) and the stdin FIFO likewise, so
-//!   stdin ends when containerd says so (CloseIO), not when a writer blinks;
+//!   runc shim keeps a reader open for the same reason); the container's stdin ends at the
+//!   stdin FIFO's end of file or at CloseIO, whichever comes first;
 //! - `file:///path`: stdout and stderr appended to one file, through pipes the shim copies;
 //! - `binary:///path?k=v`: a logging binary started with the pipes' read ends as fds 3 and 4
 //!   and a ready pipe as fd 5 (containerd's runc shim's protocol);
@@ -189,12 +189,20 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A FIFO opened for reading and writing, non-blocking: the open never waits for the other
-/// side, and the shim never sees EOF or EPIPE because the other side went away.
-fn open_fifo(path: &str, _input: bool) -> Result<OwnedFd, Failure> {
+/// A FIFO, non-blocking: the open never waits for the other side.
+///
+/// An output FIFO is opened for reading and writing: the shim never gets EPIPE because
+/// the reader went away (ctr exited, containerd restarts); the container then blocks on a
+/// full pipe rather than losing its output. The stdin FIFO is opened for reading only:
+/// its end of file (the writer closed it) is the end of the container's stdin, as with
+/// containerd's runc shim; ctr may close it before its CloseIO can reach the shim (it
+/// sends none while the task does not exist yet). A reader that opens before any writer
+/// is not woken (Linux reports POLLHUP only once a writer has come and gone), so the copy
+/// waits for the writer.
+fn open_fifo(path: &str, input: bool) -> Result<OwnedFd, Failure> {
     let f = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!input)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| Failure::invalid(format!("open stdio FIFO `{path}`: {e}")))?;

@@ -56,6 +56,9 @@ pub struct ProcState {
     pub master: Option<OwnedFd>,
     pub group: Option<Group>,
     pub logger: Option<Child>,
+    /// CloseIO came (it may come before the copies exist: ctr sends it as soon as its own
+    /// stdin ends, while Create is still running).
+    pub stdin_closed: bool,
     /// Exit status and time.
     pub exit: Option<(u32, SystemTime)>,
 }
