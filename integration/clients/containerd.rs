@@ -553,6 +553,17 @@ fn shim_checks(s: &mut Suite, c: &mut Ctx) {
         ensure!(out.stdout == "by path\n", "{out}");
         Ok(())
     });
+    let why_not = c
+        .env
+        .runtime
+        .shim
+        .is_none()
+        .then(|| "harun's shim only: containerd's runc shim always reports 137".to_string());
+    s.check_unless(
+        "a shim killed: its delete reports the recorded exit status",
+        why_not,
+        || dead_shim(c),
+    );
     s.check_unless(
         "an OOM kill is a /tasks/oom event",
         host::lacks_controllers(&["memory"]),
@@ -699,6 +710,58 @@ fn event_order(c: &Ctx) -> CheckResult {
         );
     }
     Ok(())
+}
+
+/// A task exits with 3, then its shim is SIGKILLed: containerd cleans up with the shim's
+/// `delete`, whose exit status (recorded in the bundle) it publishes in TaskDelete.
+fn dead_shim(c: &Ctx) -> CheckResult {
+    let id = "hc-dead";
+    let events = c
+        .ctd
+        .ctr(NS)
+        .arg("events")
+        .timeout(Duration::from_secs(600))
+        .spawn()?;
+    c.run(&["-d"], id, &["sh", "-c", "exit 3"]).run()?.ok()?;
+    c.wait_task(id, "STOPPED")?;
+    let shims = shim_processes(id);
+    ensure!(!shims.is_empty(), "no shim process for {id}");
+    for pid in &shims {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
+    }
+    let deleted = eventually(patience(Duration::from_secs(20)), || {
+        let text = events.stdout_now();
+        text.lines()
+            .find(|l| l.contains("/tasks/delete") && l.contains(&format!("\"{id}\"")))
+            .map(str::to_string)
+            .ok_or_else(|| format!("no /tasks/delete for {id}: {text:?}"))
+    });
+    events.signal(nix::sys::signal::SIGKILL);
+    let _ = events.wait();
+    let deleted = deleted?;
+    ensure!(deleted.contains("\"exit_status\":3"), "{deleted}");
+    let ls = c.ok(&["task", "ls"])?;
+    ensure!(!ls.contains(id), "the task outlived its shim: {ls}");
+    c.ok(&["container", "rm", id]).map(drop)
+}
+
+/// Processes of harun's shim serving container `id` (`-id ID` in the command line).
+fn shim_processes(id: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            args.first()
+                .is_some_and(|a| a.ends_with(b"containerd-shim-harun-v2"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
+        })
+        .collect()
 }
 
 /// A container over its memory limit: the OOM killer ends it, containerd says so.

@@ -165,14 +165,20 @@ fn daemon(f: &Flags, listener: OwnedFd, socket: &Path) -> Result<(), String> {
         .map_err(|e| format!("start the service: {e}"))?,
     );
     let exits = service.exits();
+    let (done, sock) = (shutdown.clone(), socket.to_path_buf());
     std::thread::Builder::new()
         .name("exits".into())
         .stack_size(64 * 1024)
         .spawn(move || loop {
             match exit_wire.recv::<Exit>() {
                 Ok(Some((e, _))) => exits.exited(e.pid, e.status),
+                // At shutdown the engine goes when the service (its requests) is dropped.
+                _ if *lock(&done.0) => return,
                 Ok(None) | Err(_) => {
+                    // Nothing can make or reap a container process any more: containerd
+                    // sees the shim die and cleans up with `delete`.
                     log("shim: the engine is gone; exiting");
+                    let _ = std::fs::remove_file(&sock);
                     std::process::exit(1);
                 }
             }
@@ -197,8 +203,13 @@ fn daemon(f: &Flags, listener: OwnedFd, socket: &Path) -> Result<(), String> {
     server.shutdown();
     // By the path in hand: containerd may have removed the bundle (its `address`) by now.
     let _ = std::fs::remove_file(socket);
+    // What is still queued goes out, for a while: an event for a containerd that does not
+    // come back must not keep the shim alive.
     events.close();
-    let _ = events_thread.join();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !events_thread.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     Ok(())
 }
 

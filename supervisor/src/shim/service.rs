@@ -138,6 +138,7 @@ impl Service {
             if let Some(cg) = &st.cgroup {
                 self.oom.add(&c.id, &cg.path);
             }
+            *lock(&c.cgroup) = st.cgroup;
         }
         Ok(pid)
     }
@@ -390,16 +391,8 @@ impl Service {
         let status = match st.phase {
             Phase::Created => Status::CREATED,
             Phase::Exited => Status::STOPPED,
-            Phase::Running if p.exec_id.is_none() => {
-                let root = StateRoot::new(&c.root);
-                match container::state(&root, &c.id)
-                    .ok()
-                    .and_then(|s| s.get("status").and_then(|v| v.as_str()).map(str::to_string))
-                    .as_deref()
-                {
-                    Some("paused") => Status::PAUSED,
-                    _ => Status::RUNNING,
-                }
+            Phase::Running if lock(&c.cgroup).as_ref().is_some_and(|cg| cg.is_frozen()) => {
+                Status::PAUSED
             }
             Phase::Running => Status::RUNNING,
         };
@@ -444,9 +437,8 @@ impl Service {
 
     fn stats_of(&self, id: &str) -> R<api::StatsResponse> {
         let c = self.container(id)?;
-        let st = StateRoot::new(&c.root).read(id)?;
-        let cg = st
-            .cgroup
+        let cg = lock(&c.cgroup)
+            .clone()
             .ok_or_else(|| Failure::not_found(format!("container `{id}` has no cgroup")))?;
         let m = metrics::read(&Cgroup::open(&cg.path)?)?;
         let mut r = api::StatsResponse::new();

@@ -131,6 +131,8 @@ pub struct Container {
     pub rootfs_mounted: AtomicBool,
     /// False when the container shares a pid namespace: its processes outlive the init.
     pub own_pid_ns: AtomicBool,
+    /// Its cgroup, as create recorded it (stats, paused or not).
+    pub cgroup: Mutex<Option<harun_runtime::cgroups::Record>>,
     pub init: Arc<Proc>,
     pub execs: Mutex<HashMap<String, Arc<Proc>>>,
     /// Held by start (create, start, exec start) until its event is queued; taken by an
@@ -148,6 +150,7 @@ impl Container {
             root,
             rootfs_mounted: AtomicBool::new(false),
             own_pid_ns: AtomicBool::new(true),
+            cgroup: Mutex::new(None),
             init: Arc::new(init),
             execs: Mutex::default(),
             lifecycle: Mutex::default(),
