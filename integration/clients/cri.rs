@@ -412,6 +412,20 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
         Ok(())
     });
     let svc = svc.into_inner();
+    let why_not = c
+        .env
+        .runtime
+        .shim
+        .is_none()
+        .then(|| "harun's shim only (HARUN_CLIENT_SHIM=1)".to_string());
+    s.check_unless("one shim serves the pod", why_not, || {
+        // The sandbox and the container: one daemon (and its engine), found by this
+        // suite's containerd socket in their command lines.
+        let sock = c.ctd.sock.to_string_lossy().into_owned();
+        let daemons = shim_daemons(&sock);
+        ensure!(daemons.len() == 1, "shim daemons for the pod: {daemons:?}");
+        Ok(())
+    });
     s.check("ExecSync: output, stderr, exit code", || {
         let r = cri.exec_sync(&svc, &["sh", "-c", "echo $HC; echo oops >&2; exit 3"])?;
         ensure!(
@@ -572,6 +586,27 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
         ensure!(l.items.is_empty(), "{l:?}");
         Ok(())
     });
+}
+
+/// harun shim daemons started by the containerd at `sock` (the engine, a fork of each,
+/// is named `harun-shim-eng`).
+fn shim_daemons(sock: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            comm.trim() != "harun-shim-eng"
+                && args
+                    .first()
+                    .is_some_and(|a| a.ends_with(b"containerd-shim-harun-v2"))
+                && args.contains(&sock.as_bytes())
+        })
+        .collect()
 }
 
 fn cleanup(c: &mut Ctx) -> CheckResult {
