@@ -136,6 +136,10 @@ pub enum Command {
     Logs(crate::commands::logs::LogsArgs),
     /// Print a supervised container's lifecycle events as JSON lines
     Events(crate::commands::events::EventsArgs),
+    /// Supervise every service of a directory (replicas, health checks, rolling updates)
+    Supervise(crate::commands::supervise_dir::SuperviseDirArgs),
+    /// Control the `harun supervise` of this --root: status, start, stop, update, metrics
+    Ctl(crate::commands::ctl::CtlArgs),
     /// Print a shell completion script: `source <(harun completion bash)`
     Completion {
         #[arg(value_enum)]

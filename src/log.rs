@@ -1,5 +1,7 @@
 //! Error, warning and `--debug` output: one line on stderr, and with `--log FILE` a line in
-//! that file (`--log-format json`: runc/logrus style, which containerd's shim reads back).
+//! that file (`--log-format json`: runc/logrus style, which containerd's shim reads back;
+//! an error's line also has its `kind` and, for a system error, its `errno`, as logrus
+//! fields: `{"level":"error","msg":"...","time":"...","kind":"system","errno":"ENOENT"}`).
 //!
 //! The log file is opened once, at start (a path that cannot be opened is an error, as in
 //! runc), and kept open: the container init, a clone of harun, writes its `--debug` lines
@@ -13,6 +15,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use harun_runtime::warning::{Level, Warning};
 use harun_runtime::{Error, Result};
 
 use crate::cli::{Global, LogFormat};
@@ -57,14 +60,26 @@ impl Logger {
         Ok(logger)
     }
 
-    pub fn error(&self, msg: &str) {
+    pub fn error(&self, e: &Error) {
+        let msg = e.to_string();
         harun_runtime::stderr::line(&format!("harun: {msg}"));
-        self.to_file("error", msg);
+        self.to_file("error", &msg, Some(e));
+    }
+
+    /// The library's warnings, each as [`Logger::warn`]; those of [`Level::Debug`] are
+    /// `--debug` lines (with their time, as the runtime's steps).
+    pub fn warnings(&self, warnings: &[Warning]) {
+        for w in warnings {
+            match w.level() {
+                Level::Warning => self.warn(&w.to_string()),
+                Level::Debug => harun_runtime::trace!("{w}"),
+            }
+        }
     }
 
     pub fn warn(&self, msg: &str) {
         harun_runtime::stderr::line(&format!("harun: warning: {msg}"));
-        self.to_file("warning", msg);
+        self.to_file("warning", msg, None);
     }
 
     pub fn debug(&self, msg: &str) {
@@ -74,18 +89,26 @@ impl Logger {
         if let Some(mut err) = self.debug_err.as_ref() {
             let _ = err.write_all(format!("harun: debug: {msg}\n").as_bytes());
         }
-        self.to_file("debug", msg);
+        self.to_file("debug", msg, None);
     }
 
-    fn to_file(&self, level: &str, msg: &str) {
+    fn to_file(&self, level: &str, msg: &str, error: Option<&Error>) {
         let Some(mut f) = self.file.as_ref() else {
             return;
         };
         let time = harun_runtime::time::now_rfc3339();
         let mut line = match self.format {
             LogFormat::Json => {
-                serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+                let mut entry = serde_json::json!({"level": level, "msg": msg, "time": time});
+                if let Some(e) = error {
+                    entry["kind"] = e.kind().name().into();
+                    if let Some(errno) = e.errno() {
+                        entry["errno"] = format!("{errno:?}").into();
+                    }
+                }
+                entry.to_string()
             }
+            // Fields after msg could be read as part of it by tools that match `msg=".*"`.
             LogFormat::Text => format!("time={time:?} level={level} msg={msg:?}"),
         };
         line.push('\n');

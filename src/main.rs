@@ -77,8 +77,10 @@ fn main() {
         {
             output::die_of_sigpipe() // `harun events ID | head -1`
         }
+        // 1 whatever the error's kind, as runc: containerd and podman read the message (the
+        // kind goes to the --log line).
         Err(e) => {
-            logger.error(&e.to_string());
+            logger.error(&e);
             1
         }
     };

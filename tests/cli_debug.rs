@@ -170,3 +170,58 @@ fn debug_never_writes_into_the_container() {
     assert!(has(&steps, "init: switch root"), "{steps:?}");
     h.assert_clean();
 }
+
+/// What the library reports without failing, one way: a capability the process does not
+/// get (an ambient one without inheritable, as runc's default spec asks: runc drops it
+/// silently) and a seccomp note (a syscall name this architecture lacks, as in Docker's and
+/// podman's profiles) are `--debug` lines, on stderr and in `--log`; nothing without
+/// `--debug`. (Warnings proper, a failing poststart hook: tests/hooks.rs.)
+#[test]
+fn library_notes_are_debug_lines() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["true"])
+        .set(
+            "/process/capabilities/ambient",
+            serde_json::json!(["CAP_KILL"]),
+        )
+        .set("/process/capabilities/inheritable", serde_json::json!([]))
+        .set(
+            "/linux/seccomp",
+            serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["arm_fadvise64_64"], "action": "SCMP_ACT_ERRNO"}]
+            }),
+        );
+    let id = h.id("notes");
+    h.remember_id(&id);
+    let cap = "process.capabilities: ambient CAP_KILL: an ambient capability must be \
+               permitted and inheritable, skipped";
+    let note = "linux.seccomp.syscalls[0].names[0]: `arm_fadvise64_64` is not a syscall on";
+    let out = h.cmd(["run", "--bundle"]).arg(b.dir()).arg(&id).run().ok();
+    assert_eq!(out.stderr, "");
+
+    let log = h.dir().join("notes.json");
+    let out = h
+        .cmd(["--debug", "--log-format", "json", "--log"])
+        .arg(&log)
+        .args(["run", "--bundle"])
+        .arg(b.dir())
+        .arg(&id)
+        .run()
+        .ok();
+    let steps = steps(&out.stderr);
+    assert!(has(&steps, cap) && has(&steps, note), "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let logged = |text: &str| {
+        lines
+            .iter()
+            .any(|l| l["level"] == "debug" && l["msg"].as_str().unwrap().contains(text))
+    };
+    assert!(logged(cap) && logged(note), "{lines:?}");
+    h.assert_clean();
+}

@@ -137,12 +137,62 @@ fn a_log_file_that_cannot_be_opened_is_an_error_as_in_runc() {
     let line: serde_json::Value =
         serde_json::from_str(fs::read_to_string(&log).unwrap().trim()).unwrap();
     assert_eq!(
-        (&line["level"], &line["msg"]),
-        (
-            &serde_json::json!("error"),
-            &serde_json::json!("container `nope` does not exist")
-        )
+        line,
+        serde_json::json!({
+            "level": "error",
+            "msg": "container `nope` does not exist",
+            "kind": "not_found",
+            "time": line["time"],
+        })
     );
+    h.assert_clean();
+}
+
+/// An error raised inside the container's init (another process) reaches the CLI with its
+/// kind and errno: one line on stderr, and in the `--log-format json` line the `kind` and
+/// `errno` fields, for one error of each kind the init raises (integration/src/
+/// init_errors.rs; tests/library.rs checks the library caller's view).
+#[test]
+fn init_errors_reach_the_log_with_their_kind_and_errno() {
+    let h = harun!();
+    let log = h.dir().join("init-errors.log");
+    for (i, case) in harun_integration::init_errors::cases(&h)
+        .into_iter()
+        .enumerate()
+    {
+        let id = h.id(&format!("init-error{i}"));
+        h.remember_id(&id);
+        let out = h
+            .cmd(["create", "--bundle"])
+            .arg(case.bundle.dir())
+            .arg(&id)
+            .global(["--log-format", "json", "--log"])
+            .global([&log])
+            .run();
+        let stderr = error_line(out);
+        for text in case.message {
+            assert!(stderr.contains(text), "{}: {stderr}", case.name);
+        }
+        let text = fs::read_to_string(&log).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (&line["level"], &line["msg"]),
+            (
+                &serde_json::json!("error"),
+                &serde_json::json!(stderr.trim_start_matches("harun: "))
+            ),
+            "{}",
+            case.name
+        );
+        assert_eq!(line["kind"], case.kind, "{}: {line}", case.name);
+        let errno = line.get("errno").and_then(|e| e.as_str());
+        assert_eq!(errno, case.errno, "{}: {line}", case.name);
+        assert!(
+            !h.root().join(&id).exists(),
+            "{}: left a state dir",
+            case.name
+        );
+    }
     h.assert_clean();
 }
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use harun_integration::{harun, Harun};
 
 /// Every command a user can call, in `--help` order.
-const COMMANDS: [&str; 20] = [
+const COMMANDS: [&str; 22] = [
     "spec",
     "create",
     "start",
@@ -26,6 +26,8 @@ const COMMANDS: [&str; 20] = [
     "inspect",
     "logs",
     "events",
+    "supervise",
+    "ctl",
     "completion",
     "man",
 ];

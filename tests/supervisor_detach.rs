@@ -320,3 +320,142 @@ fn the_supervisor_reaps_orphans_of_a_container_without_a_pid_namespace() {
     assert_eq!(supervisor_pid(&h, &id), supervisor);
     delete_and_check(&h, &id);
 }
+
+/// `kill -9` of a detached supervisor: `inspect` says so, the container runs on and keeps
+/// its output (a FIFO, not a pipe: no SIGPIPE at its next line), and `harun run` of the
+/// same ID takes it over instead of saying it exists; the new supervisor does its job.
+#[test]
+fn a_killed_supervisor_is_reported_and_run_again_takes_the_container_over() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("i=0; while :; do echo line $i; i=$((i+1)); usleep 20000; done");
+    let id = h.id("takeover");
+    run_detached(&h, &id, &b, &["--restart", "always"]);
+    let pid = h.wait_status(&id, "running").pid;
+    wait_starts(&h, &id, 1);
+    let supervisor = supervisor_pid(&h, &id);
+    kill(Pid::from_raw(supervisor), Signal::SIGKILL).unwrap();
+    wait_gone(supervisor);
+    let v = inspect(&h, &id);
+    assert_eq!(v["supervision"]["state"], "orphaned", "{v:#}");
+    assert_eq!(v["supervision"]["supervisorPid"], serde_json::Value::Null);
+    assert!(v["supervision"]["supervisorDied"]
+        .as_str()
+        .is_some_and(|s| s.contains("harun run")));
+    // It writes all along, with nobody reading: it must not die of it.
+    sleep(Duration::from_millis(600));
+    assert_eq!(
+        h.state_of(&id).pid,
+        pid,
+        "the container died without its supervisor"
+    );
+    run_detached(&h, &id, &b, &["--restart", "always"]);
+    let v = inspect(&h, &id);
+    assert_eq!(v["supervision"]["state"], "running", "{v:#}");
+    assert_eq!(v["pid"], pid, "taken over, not restarted");
+    let ev = events(&h, &id);
+    assert_eq!(kinds(&ev), ["created", "started", "adopted"], "{ev:#?}");
+    // What it wrote while nobody read is in the log: consecutive lines.
+    sleep(Duration::from_millis(200));
+    let log = h.exec(&["logs", &id]).ok().stdout;
+    let numbers: Vec<u64> = log
+        .lines()
+        .map(|l| l.trim_start_matches("line ").parse().expect("a line"))
+        .collect();
+    assert!(numbers.len() > 30, "{} lines", numbers.len());
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "lines lost: {numbers:?}"
+    );
+    // The new supervisor restarts it (its status unknown: not our child).
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let ev = wait_starts(&h, &id, 2);
+    let exited = of_kind(&ev, "exited");
+    assert_eq!(exited.len(), 1);
+    assert_eq!(exited[0]["signal"], serde_json::Value::Null, "{ev:#?}");
+    assert!(supervisor_pid(&h, &id) != supervisor);
+    delete_and_check(&h, &id);
+}
+
+/// A crash-looping container whose supervisor dies during a restart delay: `inspect` does
+/// not promise a restart nobody will make, and `delete --force` cleans it all.
+#[test]
+fn a_dead_supervisor_promises_no_restart() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("exit 1");
+    let id = h.id("deadloop");
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &[
+            "--restart",
+            "always",
+            "--restart-delay",
+            "30s",
+            "--restart-max-delay",
+            "1m",
+        ],
+    );
+    wait_events(&h, &id, "restarting", |ev| {
+        !of_kind(ev, "restarting").is_empty()
+    });
+    let supervisor = supervisor_pid(&h, &id);
+    assert!(inspect(&h, &id)["supervision"]["nextRestart"].is_string());
+    kill(Pid::from_raw(supervisor), Signal::SIGKILL).unwrap();
+    wait_gone(supervisor);
+    let v = inspect(&h, &id);
+    assert_eq!(v["supervision"]["state"], "orphaned", "{v:#}");
+    assert_eq!(v["supervision"]["nextRestart"], serde_json::Value::Null);
+    delete_and_check(&h, &id);
+}
+
+/// The detached supervisor keeps none of its caller's fds: a shell capturing the output of
+/// `harun run -d --restart ...` gets its EOF.
+#[test]
+fn run_detach_in_a_command_substitution_returns() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.args(&["sleep", "600"]);
+    let id = h.id("capture");
+    h.remember_id(&id);
+    let script = format!(
+        "x=$('{}' --root '{}' run -d --restart always --bundle '{}' '{}' 3>&1); echo \"done [$x]\"",
+        h.bin().display(),
+        h.root().display(),
+        b.dir().display(),
+        id
+    );
+    let t0 = Instant::now();
+    let out = Command::new("timeout")
+        .args(["20", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{out:?}");
+    // `run -d` prints the container's ID (README "Command reference").
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("done [{id}]\n")
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    let supervisor = supervisor_pid(&h, &id);
+    let fds: Vec<String> = fs::read_dir(format!("/proc/{supervisor}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let target = fs::read_link(e.path()).unwrap_or_default();
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            )
+        })
+        .collect();
+    assert!(
+        !fds.iter().any(|f| f.contains("pipe:")),
+        "the supervisor holds a pipe: {fds:#?}"
+    );
+    delete_and_check(&h, &id);
+}

@@ -323,3 +323,44 @@ fn the_backoff_resets_after_a_long_run() {
     assert_eq!(ev.last().unwrap()["code"], 0);
     delete_and_check(&h, &id);
 }
+
+/// `harun run --restart` is the engine of `harun supervise` with one container: a bundle's
+/// health check works there too, and an unhealthy container is restarted.
+#[test]
+fn a_health_check_works_under_run_too() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh("rm -f /sick; trap 'exit 0' TERM; while :; do sleep 1 & wait; done")
+        .set("/root/readonly", false)
+        .set(
+            "/annotations/run.harun.health.cmd",
+            r#"["sh","-c","test ! -e /sick"]"#,
+        )
+        .set("/annotations/run.harun.health.interval", "200ms")
+        .set("/annotations/run.harun.health.retries", "1");
+    let id = h.id("runhealth");
+    run_detached(
+        &h,
+        &id,
+        &b,
+        &["--restart", "on-failure", "--restart-delay", "10ms"],
+    );
+    wait_events(&h, &id, "healthy", |ev| {
+        ev.iter()
+            .any(|e| e["event"] == "health" && e["health"] == "healthy")
+    });
+    assert_eq!(
+        inspect(&h, &id)["supervision"]["health"]["status"],
+        "healthy"
+    );
+    h.exec(&["exec", &id, "touch", "/sick"]).ok();
+    // Restarted although it exits 0 on the TERM and the policy is on-failure: a health
+    // restart is not an exit to judge.
+    let ev = wait_starts(&h, &id, 2);
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "health" && e["health"] == "unhealthy"),
+        "{ev:#?}"
+    );
+    delete_and_check(&h, &id);
+}

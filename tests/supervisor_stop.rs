@@ -271,3 +271,31 @@ fn stop_of_an_unsupervised_container() {
     h.delete(&id).ok();
     h.assert_clean();
 }
+
+/// `stop` of a paused container thaws it after the TERM (a frozen process never sees it),
+/// so it stops at once instead of waiting out the timeout; supervised or not.
+#[test]
+fn stop_of_a_paused_container_does_not_wait_out_the_timeout() {
+    let h = harun!();
+    let mut b = h.bundle();
+    b.sh(TRAPS_TERM);
+    for flags in [vec!["--restart", "always"], vec![]] {
+        let id = h.id(&format!("paused{}", flags.len()));
+        run_detached(&h, &id, &b, &flags);
+        h.wait_status(&id, "running");
+        if !flags.is_empty() {
+            wait_starts(&h, &id, 1);
+        }
+        h.exec(&["pause", &id]).ok();
+        assert_eq!(h.state_of(&id).status, "paused");
+        let t0 = Instant::now();
+        let out = h.exec(&["stop", "--timeout", "30s", &id]).ok();
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(10), "stop took {took:?}: {out}");
+        if !flags.is_empty() {
+            assert!(out.stdout.contains("exited with code 7"), "{out}");
+        }
+        assert_eq!(h.state_of(&id).status, "stopped");
+        delete_and_check(&h, &id);
+    }
+}

@@ -21,6 +21,7 @@ pub mod caps;
 pub mod clients;
 pub mod console;
 pub mod hostfs;
+pub mod init_errors;
 pub mod mountinfo;
 pub mod netns;
 pub mod procs;

@@ -1,5 +1,6 @@
-//! /proc/PID/mountinfo parsing, for leak checks on the host and for tests that read a
-//! container's own mountinfo from its output.
+//! /proc/PID/mountinfo as tests look at it, for leak checks on the host and for tests that
+//! read a container's own mountinfo from its output: harun_runtime::mountinfo's parser,
+//! its lines as owned entries with the options split.
 
 use std::fs;
 use std::path::Path;
@@ -51,37 +52,22 @@ impl MountEntry {
     }
 }
 
-/// Parses mountinfo text; malformed lines are skipped (lines from a container's output may
-/// be mixed with other text).
+/// Parses mountinfo text (with the runtime's parser); malformed lines are skipped (lines
+/// from a container's output may be mixed with other text).
 pub fn parse(text: &str) -> Vec<MountEntry> {
-    text.lines().filter_map(parse_line).collect()
-}
-
-fn parse_line(line: &str) -> Option<MountEntry> {
-    let (left, right) = line.split_once(" - ")?;
-    let mut l = left.split(' ');
-    let mount_id = l.next()?.parse().ok()?;
-    let parent_id = l.next()?.parse().ok()?;
-    let _dev = l.next()?;
-    let root = unescape(l.next()?);
-    let mount_point = unescape(l.next()?);
-    let options = split_opts(l.next()?);
-    let optional = l.map(str::to_string).collect();
-    let mut r = right.splitn(3, ' ');
-    let fstype = r.next()?.to_string();
-    let source = unescape(r.next()?);
-    let super_options = split_opts(r.next().unwrap_or(""));
-    Some(MountEntry {
-        mount_id,
-        parent_id,
-        root,
-        mount_point,
-        options,
-        optional,
-        fstype,
-        source,
-        super_options,
-    })
+    harun_runtime::mountinfo::parse(text)
+        .map(|m| MountEntry {
+            mount_id: m.id,
+            parent_id: m.parent,
+            root: m.root.into_owned(),
+            mount_point: m.mount_point.into_owned(),
+            options: split_opts(m.options),
+            optional: m.optional.split_whitespace().map(str::to_string).collect(),
+            fstype: m.fstype.to_string(),
+            source: m.source.into_owned(),
+            super_options: split_opts(m.super_options),
+        })
+        .collect()
 }
 
 fn split_opts(s: &str) -> Vec<String> {
@@ -89,29 +75,6 @@ fn split_opts(s: &str) -> Vec<String> {
         .filter(|o| !o.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// Undoes the kernel's octal escapes (`\040` for space, `\011`, `\012`, `\134`).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The mount table of this process.

@@ -1,7 +1,13 @@
-//! Processes seen by a test: identity (pid + start time), liveness, leak scans.
+//! Processes seen by a test: identity (pid + start time), liveness, leak scans; waiting for
+//! a command with a deadline.
 
 use std::fs;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ExitStatus};
 use std::sync::Once;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
@@ -52,6 +58,29 @@ impl ProcId {
 /// Reaps `pid` if it is a zombie child of ours; a no-op otherwise.
 pub fn reap(pid: i32) {
     let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+}
+
+/// Waits for `child` until `deadline`, polling from 1 ms up to every 20 ms; `None` when the
+/// deadline came first (the child still runs).
+pub fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait()? {
+            Some(status) => return Ok(Some(status)),
+            None if Instant::now() < deadline => {
+                sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The exit code as a shell reports it: the status, or 128 + the signal that killed it.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Makes this (test) process the child subreaper, as containerd's shim or conmon would be:

@@ -5,7 +5,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -469,33 +468,20 @@ impl Running {
 
     fn try_wait_out(mut self) -> Result<Out, String> {
         let mut child = self.child.take().expect("not yet waited");
-        let mut pause = Duration::from_millis(1);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < self.deadline => {
-                    sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(20));
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "timed out: {}\n{}",
-                        self.args.join(" "),
-                        self.out(None)
-                    ));
-                }
-                Err(e) => return Err(format!("wait {}: {e}", self.args.join(" "))),
+        match procs::wait_until(&mut child, self.deadline) {
+            Ok(Some(status)) => Ok(self.out(Some(status))),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let args = self.args.join(" ");
+                Err(format!("timed out: {args}\n{}", self.out(None)))
             }
-        };
-        Ok(self.out(Some(status)))
+            Err(e) => Err(format!("wait {}: {e}", self.args.join(" "))),
+        }
     }
 
     fn out(&self, status: Option<ExitStatus>) -> Out {
-        let code = status.map_or(-1, |s| {
-            s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
-        });
+        let code = status.map_or(-1, procs::exit_code);
         Out {
             args: self.args.clone(),
             code,

@@ -110,7 +110,7 @@ pub fn recv_fd(socket: RawFd) -> Result<OwnedFd> {
             }
         }
     }
-    Err(Error::Init(
+    Err(Error::Internal(
         "no pty master received on the console socket".into(),
     ))
 }

@@ -2,16 +2,24 @@
 //!
 //! Every variant says what failed and where: the OCI field, the path, the operation and
 //! the errno. The CLI prints `Display` once, at the top; nothing below logs and re-wraps.
+//! Callers branch on [`Error::kind`] (the CLI's `--log` lines, the shim's ttrpc codes) and
+//! [`Error::errno`], never on the text. Both survive the processes of a container: the
+//! init and an exec'd process send a failure as a [`Reported`], which comes back as
+//! [`Error::InContainer`] with the same kind, errno and field.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::hooks::HookFailure;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Broad classes callers branch on (exit codes, ttrpc codes, "already gone" handling).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The bundle or a flag is invalid; nothing was done.
     InvalidInput,
@@ -25,6 +33,28 @@ pub enum ErrorKind {
     Unsupported,
     /// A system call or file operation failed.
     System,
+    /// The call forks or clones (or changes the environment), which is sound only in a
+    /// single-threaded process, and the caller has more threads (process/single_thread.rs).
+    MultiThreaded,
+    /// harun's own processes disagreed (a message out of order or that does not parse, a
+    /// panic): a bug in harun.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind as a word (`invalid_input`, `not_found`...), as `--log-format json` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::FailedPrecondition => "failed_precondition",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::System => "system",
+            ErrorKind::MultiThreaded => "multi_threaded",
+            ErrorKind::Internal => "internal",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,24 +103,59 @@ pub enum Error {
     #[error("{what}: {errno}")]
     Sys { what: String, errno: Errno },
 
-    /// A container process (the init during create, or an exec) reported a failure during
-    /// setup; its message is the real cause.
-    #[error("in the container: {0}")]
-    Init(String),
+    /// A process in the container (the init during `create`, the process `exec` starts)
+    /// failed during its setup and said why: its error's kind, errno and field, kept.
+    #[error("in the container: {}", .0.message)]
+    InContainer(Box<Reported>),
+
+    /// A process in the container ended before it was ready, without a word: how, when its
+    /// exit status tells ("exited with status 1", "was killed by SIGSEGV").
+    #[error("in the container: {process} {} before it was ready", how.as_deref().unwrap_or("ended"))]
+    Ended {
+        /// "the init", "the process to exec".
+        process: &'static str,
+        how: Option<String>,
+    },
+
+    /// harun's own processes disagreed: a message out of order or that does not parse, a
+    /// panic in a container process. A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
 
     /// `source`, with what it concerns in front: "--upper: create directory `/proc/up`:
     /// ENOENT: No such file or directory". Kind and errno are the source's.
     #[error("{what}: {source}")]
     Context { what: String, source: Box<Error> },
 
+    /// `op` forks or clones (or changes the environment), and the calling process has
+    /// `threads` threads (process/single_thread.rs).
+    #[error(
+        "{op}: needs a single-threaded process, this one has {threads} threads (call it \
+         before any thread starts, or from a single-threaded helper process)"
+    )]
+    MultiThreaded { op: &'static str, threads: u64 },
+
     /// A hook failed: "createRuntime hook #0 `/bin/false`: exited with status 1".
-    #[error("{stage} hook #{index} `{path}`: {reason}")]
+    #[error("{stage} hook #{index} `{path}`: {failure}")]
     Hook {
         stage: &'static str,
         index: usize,
         path: PathBuf,
-        reason: String,
+        failure: HookFailure,
     },
+}
+
+/// An error as it crosses from a process in the container to harun: kind, errno and field
+/// kept, the rest as text (its `Display`). Sent over the init's and the joiner's channel;
+/// back in harun it is [`Error::InContainer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reported {
+    pub kind: ErrorKind,
+    /// The raw errno.
+    pub errno: Option<i32>,
+    /// The config.json field at fault, for a spec error (`process.args[0]`).
+    pub field: Option<String>,
+    pub message: String,
 }
 
 /// An I/O error shown the way harun shows every errno, nix's "ENOENT: No such file or
@@ -116,11 +181,13 @@ impl Error {
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
             Error::Unsupported(_) => ErrorKind::Unsupported,
-            Error::Io { .. }
-            | Error::Sys { .. }
-            | Error::Init(_)
-            | Error::Hook { .. }
-            | Error::Corrupt { .. } => ErrorKind::System,
+            Error::Io { .. } | Error::Sys { .. } | Error::Ended { .. } | Error::Corrupt { .. } => {
+                ErrorKind::System
+            }
+            Error::MultiThreaded { .. } => ErrorKind::MultiThreaded,
+            Error::Internal(_) => ErrorKind::Internal,
+            Error::InContainer(r) => r.kind,
+            Error::Hook { failure, .. } => failure.kind(),
             Error::Context { source, .. } => source.kind(),
         }
     }
@@ -130,8 +197,33 @@ impl Error {
         match self {
             Error::Sys { errno, .. } => Some(*errno),
             Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            Error::InContainer(r) => r.errno.map(Errno::from_raw),
+            Error::Hook { failure, .. } => failure.errno(),
             Error::Context { source, .. } => source.errno(),
             _ => None,
+        }
+    }
+
+    /// The config.json field at fault, for a spec error (`process.args[0]`).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidSpec { field, .. } => Some(field),
+            Error::InContainer(r) => r.field.as_deref(),
+            Error::Context { source, .. } => source.field(),
+            _ => None,
+        }
+    }
+
+    /// This error as a process in the container sends it to harun.
+    pub fn report(&self) -> Reported {
+        if let Error::InContainer(r) = self {
+            return (**r).clone(); // not "in the container: in the container: ..."
+        }
+        Reported {
+            kind: self.kind(),
+            errno: self.errno().map(|e| e as i32),
+            field: self.field().map(str::to_string),
+            message: self.to_string(),
         }
     }
 

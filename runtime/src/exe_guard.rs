@@ -43,14 +43,16 @@ const SELF_EXE: &str = "/proc/self/exe";
 
 /// Ensure the running binary is mapped from a read-only mount (see the module doc); may
 /// re-execute the process (same pid, argv, environment, working directory and mount
-/// namespace). Call it first thing in commands that create or enter containers, while the
-/// process is single-threaded.
+/// namespace). Call it first thing in commands that create or enter containers. It
+/// changes the environment and may execve: the process must be single-threaded, or this
+/// fails with [`Error::MultiThreaded`] (process/single_thread.rs).
 pub fn ensure_readonly_exe() -> Result<()> {
+    crate::process::single_thread::ensure("protect the harun binary (CVE-2019-5736)")?;
     let back = std::env::var_os(ENV_HOST_MNTNS);
     if exe_is_readonly()? {
         if let Some(back) = back {
-            // SAFETY: the process is single-threaded (the caller guarantees it), so nothing
-            // reads the environment concurrently.
+            // SAFETY: the process is single-threaded (checked on entry), so nothing reads
+            // the environment concurrently.
             unsafe { std::env::remove_var(ENV_HOST_MNTNS) };
             match back.as_bytes().strip_prefix(DETACHED) {
                 Some(comm) => restore_comm(comm)?,
@@ -208,8 +210,8 @@ fn reexec_through_readonly_bind() -> Result<()> {
     )
     .map_err(failed("make the bind read-only"))?;
     let fds = format!("{},{}", caller.into_raw_fd(), cwd.into_raw_fd());
-    // SAFETY: the process is single-threaded (the caller guarantees it), so nothing reads
-    // the environment concurrently.
+    // SAFETY: the process is single-threaded (checked on entry to ensure_readonly_exe), so
+    // nothing reads the environment concurrently.
     unsafe { std::env::set_var(ENV_HOST_MNTNS, fds) };
     let argv: Vec<CString> = std::env::args_os().map(c_string).collect::<Result<_>>()?;
     let path = c_string(exe.clone().into_os_string())?;

@@ -59,7 +59,7 @@ pub fn namespace_names() -> Vec<&'static str> {
 /// kernel lacks is skipped when applied, as runc does).
 pub fn capability_names() -> Vec<String> {
     let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
-    all.sort_by_key(|c| c.index());
+    all.sort_unstable_by_key(|c| c.index());
     all.iter().map(|c| c.to_string()).collect()
 }
 

@@ -8,8 +8,9 @@
 //! [`run_with`] takes another way to start each hook: `start` runs startContainer hooks
 //! inside the container (container/start_hooks.rs).
 
+use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +22,8 @@ use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use oci_spec::runtime::{Hook, Spec};
 
 use crate::error::{Error, Result};
+use crate::pidfd::PidFd;
+use crate::Warning;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -78,50 +81,112 @@ impl Stage {
 pub fn validate(spec: &Spec) -> Result<()> {
     for stage in Stage::ALL {
         for (i, hook) in stage.hooks(spec).iter().enumerate() {
-            check_hook(hook).map_err(|(f, reason)| {
-                Error::spec(format!("hooks.{}[{i}].{f}", stage.name()), reason)
-            })?;
+            check_hook(hook, &format!("hooks.{}[{i}]", stage.name()))?;
         }
     }
     Ok(())
 }
 
-/// The problem with `hook`, as (field under the hook, reason).
-fn check_hook(hook: &Hook) -> std::result::Result<(), (String, String)> {
+/// The problem with `hook`, as a spec error of a field under `at` (`hooks.prestart[0]`, or
+/// "" where the caller names the hook).
+fn check_hook(hook: &Hook, at: &str) -> Result<()> {
+    let bad = |field: &str, reason: String| match at {
+        "" => Err(Error::spec(field, reason)),
+        at => Err(Error::spec(format!("{at}.{field}"), reason)),
+    };
     let path = hook.path();
     if !path.is_absolute() {
-        let reason = format!("`{}` is not an absolute path", path.display());
-        return Err(("path".into(), reason));
+        return bad(
+            "path",
+            format!("`{}` is not an absolute path", path.display()),
+        );
     }
     if path.as_os_str().as_encoded_bytes().contains(&0) {
-        return Err(("path".into(), "contains a NUL byte".into()));
+        return bad("path", "contains a NUL byte".into());
     }
     if let Some(t) = hook.timeout().filter(|&t| t <= 0) {
-        let reason = format!("must be a positive number of seconds, got {t}");
-        return Err(("timeout".into(), reason));
+        return bad(
+            "timeout",
+            format!("must be a positive number of seconds, got {t}"),
+        );
     }
     for (j, arg) in hook.args().iter().flatten().enumerate() {
         if arg.contains('\0') {
-            return Err((format!("args[{j}]"), "contains a NUL byte".into()));
+            return bad(&format!("args[{j}]"), "contains a NUL byte".into());
         }
     }
     for (j, kv) in hook.env().iter().flatten().enumerate() {
-        if let Err(reason) = split_env(kv) {
-            return Err((format!("env[{j}]"), reason));
+        if split_env(kv).is_none() {
+            let reason = match kv.contains('\0') {
+                true => "contains a NUL byte".into(),
+                false => format!("`{kv}` is not KEY=VALUE"),
+            };
+            return bad(&format!("env[{j}]"), reason);
         }
     }
     Ok(())
 }
 
-fn split_env(kv: &str) -> std::result::Result<(&str, &str), String> {
-    if kv.contains('\0') {
-        return Err("contains a NUL byte".into());
-    }
+/// `KEY=VALUE` as (KEY, VALUE); None with an empty key or a NUL byte.
+fn split_env(kv: &str) -> Option<(&str, &str)> {
     match kv.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k, v)),
-        _ => Err(format!("`{kv}` is not KEY=VALUE")),
+        Some((k, v)) if !k.is_empty() && !kv.contains('\0') => Some((k, v)),
+        _ => None,
     }
 }
+
+/// Why a hook failed: [`Error::Hook`] says which hook.
+#[derive(Debug)]
+pub enum HookFailure {
+    /// It could not be executed on the host (std reports execve's errno).
+    Spawn(io::Error),
+    /// A startContainer hook could not be started in the container.
+    StartInContainer(Box<Error>),
+    /// It exited with this status, not 0.
+    Exited(i32),
+    /// This signal killed it.
+    Killed(i32),
+    /// It ran past its `timeout` (seconds) and was killed.
+    TimedOut(u64),
+    /// Running it failed otherwise: its entry is invalid, or watching it (poll, wait, its
+    /// stdin pipe) did.
+    Failed(Box<Error>),
+}
+
+impl HookFailure {
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            HookFailure::StartInContainer(e) | HookFailure::Failed(e) => e.kind(),
+            _ => crate::ErrorKind::System,
+        }
+    }
+
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            HookFailure::Spawn(e) => e.raw_os_error().map(Errno::from_raw),
+            HookFailure::StartInContainer(e) | HookFailure::Failed(e) => e.errno(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for HookFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookFailure::Spawn(e) => write!(f, "cannot execute: {}", crate::error::Cause(e)),
+            HookFailure::StartInContainer(e) => write!(f, "cannot execute: {e}"),
+            HookFailure::Exited(code) => write!(f, "exited with status {code}"),
+            HookFailure::Killed(sig) => match Signal::try_from(*sig) {
+                Ok(s) => write!(f, "killed by signal {sig} ({})", s.as_str()),
+                Err(_) => write!(f, "killed by signal {sig}"),
+            },
+            HookFailure::TimedOut(secs) => write!(f, "timed out after {secs}s"),
+            HookFailure::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+type Failed<T> = std::result::Result<T, HookFailure>;
 
 /// Run the hooks of `stage` in order, each with `state_json` on stdin. The first failure
 /// stops the run: `Error::Hook` with the hook's index and path and the reason ("exited
@@ -136,7 +201,7 @@ pub fn run(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: i32,
-    pub pidfd: OwnedFd,
+    pub pidfd: PidFd,
     pub stdin: OwnedFd,
 }
 
@@ -146,38 +211,39 @@ pub fn run_with(
     stage: Stage,
     hooks: &[Hook],
     state_json: &[u8],
-    mut start: impl FnMut(&Hook) -> std::result::Result<Spawned, String>,
+    mut start: impl FnMut(&Hook) -> Failed<Spawned>,
 ) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
         crate::trace!("{} hook #{index} `{}`", stage.name(), hook.path().display());
         run_one(hook, state_json, &mut start)
-            .map_err(|reason| hook_error(stage, index, hook, reason))?;
+            .map_err(|failure| hook_error(stage, index, hook, failure))?;
     }
     Ok(())
 }
 
 /// Run every hook of `stage`, whatever the others did, and return the failures (as
-/// [`run`] describes them). runtime.md "Lifecycle" steps 9 and 13: a failing poststart or
-/// poststop hook is a warning, "the remaining hooks and lifecycle continue as if the hook
-/// had succeeded". (runc 1.1.5 stops at the first failure of a stage; crun goes on.)
-pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Error> {
+/// [`run`] describes them) as warnings. runtime.md "Lifecycle" steps 9 and 13: a failing
+/// poststart or poststop hook is a warning, "the remaining hooks and lifecycle continue as
+/// if the hook had succeeded". (runc 1.1.5 stops at the first failure of a stage; crun goes
+/// on.)
+pub fn run_all(stage: Stage, hooks: &[Hook], state_json: &[u8]) -> Vec<Warning> {
     hooks
         .iter()
         .enumerate()
         .filter_map(|(index, hook)| {
             crate::trace!("{} hook #{index} `{}`", stage.name(), hook.path().display());
             let failed = run_one(hook, state_json, &mut spawn).err();
-            failed.map(|reason| hook_error(stage, index, hook, reason))
+            failed.map(|failure| Warning::Hook(hook_error(stage, index, hook, failure)))
         })
         .collect()
 }
 
-fn hook_error(stage: Stage, index: usize, hook: &Hook, reason: String) -> Error {
+fn hook_error(stage: Stage, index: usize, hook: &Hook, failure: HookFailure) -> Error {
     Error::Hook {
         stage: stage.name(),
         index,
         path: hook.path().clone(),
-        reason,
+        failure,
     }
 }
 
@@ -198,9 +264,9 @@ pub fn state_in_container(state_json: &str, status: &str, pid: i32) -> String {
 fn run_one(
     hook: &Hook,
     input: &[u8],
-    start: &mut impl FnMut(&Hook) -> std::result::Result<Spawned, String>,
-) -> std::result::Result<(), String> {
-    check_hook(hook).map_err(|(f, reason)| format!("{f}: {reason}"))?;
+    start: &mut impl FnMut(&Hook) -> Failed<Spawned>,
+) -> Failed<()> {
+    check_hook(hook, "").map_err(|e| HookFailure::Failed(Box::new(e)))?;
     let timeout = hook
         .timeout()
         .map(|t| Duration::from_secs(t.unsigned_abs()));
@@ -208,62 +274,46 @@ fn run_one(
     let outcome = supervise(child.pid, &child.pidfd, child.stdin, input, timeout);
     if !matches!(outcome, Ok(Outcome::Exited(_))) {
         // Timed out, or we could not watch it: never leave the hook running or unreaped.
-        // SAFETY: pidfd_send_signal on our pidfd of the hook; no pointers (info is NULL).
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                child.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
+        let _ = child.pidfd.signal(libc::SIGKILL);
         let _ = reap(child.pid);
     }
-    match outcome? {
+    match outcome.map_err(|e| HookFailure::Failed(Box::new(e)))? {
         Outcome::Exited(status) => describe_failure(status).map_or(Ok(()), Err),
-        Outcome::TimedOut => Err(format!(
-            "timed out after {}s",
-            timeout.unwrap_or_default().as_secs()
-        )),
+        Outcome::TimedOut => Err(HookFailure::TimedOut(timeout.unwrap_or_default().as_secs())),
     }
 }
 
 /// Start `hook` on the host (every stage but startContainer).
-fn spawn(hook: &Hook) -> std::result::Result<Spawned, String> {
-    let mut child = command(hook)?
-        .spawn()
-        .map_err(|e| format!("cannot execute: {}", crate::error::Cause(&e)))?;
+fn spawn(hook: &Hook) -> Failed<Spawned> {
+    let mut child = command(hook).spawn().map_err(HookFailure::Spawn)?;
     let stdin = child.stdin.take().map(OwnedFd::from);
-    let started = pidfd_open(child.id()).map_err(|e| format!("pidfd_open: {e}"));
+    let pid = child.id() as i32;
+    // Our child, not waited for: the pid is its own.
+    let started = PidFd::open(pid).map_err(|e| HookFailure::Failed(Box::new(e)));
     match (started, stdin) {
-        (Ok(pidfd), Some(stdin)) => Ok(Spawned {
-            pid: child.id() as i32,
-            pidfd,
-            stdin,
-        }),
+        (Ok(pidfd), Some(stdin)) => Ok(Spawned { pid, pidfd, stdin }),
         (started, _) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(started.err().unwrap_or_else(|| "no stdin pipe".into()))
+            let no_stdin =
+                || HookFailure::Failed(Box::new(Error::Internal("no stdin pipe".into())));
+            Err(started.err().unwrap_or_else(no_stdin))
         }
     }
 }
 
-fn command(hook: &Hook) -> std::result::Result<Command, String> {
+/// The command for `hook` (checked by [`check_hook`] first: its env entries are KEY=VALUE).
+fn command(hook: &Hook) -> Command {
     let mut cmd = Command::new(hook.path());
     if let Some((arg0, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(arg0).args(rest);
     }
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
-        let (k, v) = split_env(kv)?;
-        cmd.env(k, v);
-    }
+    cmd.envs(hook.env().iter().flatten().filter_map(|kv| split_env(kv)));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    Ok(cmd)
+    cmd
 }
 
 /// waitpid for our child `pid`.
@@ -280,19 +330,17 @@ fn reap(pid: i32) -> io::Result<ExitStatus> {
 }
 
 /// `None` for success, else why the hook failed.
-fn describe_failure(status: ExitStatus) -> Option<String> {
+fn describe_failure(status: ExitStatus) -> Option<HookFailure> {
     if status.success() {
         return None;
     }
-    Some(if let Some(code) = status.code() {
-        format!("exited with status {code}")
-    } else if let Some(sig) = status.signal() {
-        match Signal::try_from(sig) {
-            Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
-            Err(_) => format!("killed by signal {sig}"),
-        }
-    } else {
-        format!("ended with {status}")
+    Some(match (status.code(), status.signal()) {
+        (Some(code), _) => HookFailure::Exited(code),
+        (None, Some(sig)) => HookFailure::Killed(sig),
+        // Waited for without WUNTRACED/WCONTINUED: it exited or was killed.
+        (None, None) => HookFailure::Failed(Box::new(Error::Internal(format!(
+            "hook ended with {status}"
+        )))),
     })
 }
 
@@ -304,18 +352,18 @@ enum Outcome {
 /// Feed `input` to the hook's stdin and wait for it to exit, or for the deadline.
 fn supervise(
     pid: i32,
-    pidfd: &OwnedFd,
+    pidfd: &PidFd,
     stdin: OwnedFd,
     input: &[u8],
     timeout: Option<Duration>,
-) -> std::result::Result<Outcome, String> {
+) -> Result<Outcome> {
     let deadline = timeout.map(|t| Instant::now() + t);
     fcntl(&stdin, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-        .map_err(|e| format!("set stdin non-blocking: {e}"))?;
+        .map_err(Error::sys("make the hook's stdin non-blocking"))?;
     let mut stdin = Some(stdin);
     // A hook that closes stdin without reading it makes our write fail with EPIPE, which is
     // fine; SIGPIPE must not kill the runtime meanwhile.
-    let _sigpipe = SigpipeBlocked::new().map_err(|e| format!("block SIGPIPE: {e}"))?;
+    let _sigpipe = SigpipeBlocked::new().map_err(Error::sys("block SIGPIPE"))?;
     let mut written = 0;
     loop {
         if written == input.len() {
@@ -339,13 +387,13 @@ fn supervise(
             match poll(&mut fds, wait) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(format!("poll: {e}")),
+                Err(e) => return Err(Error::sys("poll the hook")(e)),
             }
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
             (ready(&fds[0]), fds.get(1).is_some_and(ready))
         };
         if exited {
-            let status = reap(pid).map_err(|e| format!("wait: {e}"))?;
+            let status = reap(pid).map_err(Error::io("wait for", "the hook"))?;
             return Ok(Outcome::Exited(status));
         }
         if writable {
@@ -377,18 +425,6 @@ fn poll_timeout(left: Duration) -> PollTimeout {
     // Round up so the loop does not spin on a sub-millisecond remainder.
     let ms = left.as_micros().div_ceil(1000);
     PollTimeout::try_from(ms.min(i32::MAX as u128)).unwrap_or(PollTimeout::MAX)
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: pidfd_open(pid, 0) reads no memory of ours; it returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the kernel just returned this fd (close-on-exec by default); nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// SIGPIPE blocked for this thread while we write to hooks; on drop, a SIGPIPE our writes
@@ -433,31 +469,10 @@ fn sigpipe() -> SigSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::TempDir;
+    use crate::ErrorKind;
     use oci_spec::runtime::HookBuilder;
     use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("harun-hooks-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-        fn file(&self, name: &str) -> PathBuf {
-            self.0.join(name)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     const PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -482,8 +497,8 @@ mod tests {
                 stage,
                 index,
                 path,
-                reason,
-            }) => (stage, index, path, reason),
+                failure,
+            }) => (stage, index, path, failure.to_string()),
             other => panic!("expected a hook error, got {other:?}"),
         }
     }
@@ -585,7 +600,7 @@ mod tests {
 
     #[test]
     fn hooks_run_in_order_with_the_state_on_stdin() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let state = br#"{"ociVersion":"1.2.0","id":"c1","status":"creating","pid":42}"#;
         let hooks = [
@@ -600,7 +615,7 @@ mod tests {
 
     #[test]
     fn large_state_is_fed_completely() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let state: Vec<u8> = (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         run(Stage::Poststart, &[sh("cat > \"$OUT\"", &out)], &state).unwrap();
@@ -609,7 +624,7 @@ mod tests {
 
     #[test]
     fn a_hook_that_ignores_stdin_is_fine() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let state = vec![b'x'; 1_000_000];
         let hook = sh("exit 0", &dir.file("out"));
         run(Stage::Poststop, &[hook], &state).unwrap();
@@ -617,7 +632,7 @@ mod tests {
 
     #[test]
     fn env_is_exactly_the_given_one() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hook = HookBuilder::default()
             .path("/bin/sh")
@@ -646,7 +661,7 @@ mod tests {
 
     #[test]
     fn args_zero_is_argv_zero() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hook = HookBuilder::default()
             .path("/bin/sh")
@@ -670,7 +685,7 @@ mod tests {
     #[test]
     fn no_args_means_argv_is_the_path() {
         // Without args, sh reads its script from stdin: the state we feed it.
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hook = HookBuilder::default().path("/bin/sh").build().unwrap();
         let script = format!("printf '%s' \"$0\" > '{}'\n", out.display());
@@ -680,7 +695,7 @@ mod tests {
 
     #[test]
     fn first_failure_stops_the_run() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hooks = [
             sh("printf a >> \"$OUT\"", &out),
@@ -701,7 +716,7 @@ mod tests {
 
     #[test]
     fn run_all_runs_every_hook_and_returns_each_failure() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let out = dir.file("out");
         let hooks = [
             sh("printf a >> \"$OUT\"; exit 2", &out),
@@ -737,7 +752,7 @@ mod tests {
 
     #[test]
     fn a_killed_hook_names_the_signal() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let hook = sh("kill -9 $$", &dir.file("out"));
         let (_, _, _, reason) = hook_error(run(Stage::Poststop, &[hook], b"{}"));
         assert_eq!(reason, "killed by signal 9 (SIGKILL)");
@@ -745,7 +760,7 @@ mod tests {
 
     #[test]
     fn timeout_kills_the_hook() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let pidfile = dir.file("out");
         // Ignores stdin too: a full pipe must not block the timeout.
         let hook = with_timeout(sh("echo $$ > \"$OUT\"; exec sleep 5", &pidfile), 1);
@@ -766,7 +781,7 @@ mod tests {
 
     #[test]
     fn a_quick_hook_beats_its_timeout() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("hooks");
         let hook = with_timeout(sh("exit 0", &dir.file("out")), 5);
         let start = Instant::now();
         run(Stage::Poststart, &[hook], b"{}").unwrap();
@@ -779,7 +794,13 @@ mod tests {
             .path("/nonexistent/hook")
             .build()
             .unwrap();
-        let (_, index, path, reason) = hook_error(run(Stage::CreateContainer, &[hook], b"{}"));
+        let r = run(Stage::CreateContainer, &[hook], b"{}");
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.errno()),
+            (ErrorKind::System, Some(Errno::ENOENT))
+        );
+        let (_, index, path, reason) = hook_error(r);
         assert_eq!(index, 0);
         assert_eq!(path, PathBuf::from("/nonexistent/hook"));
         assert!(
@@ -791,7 +812,9 @@ mod tests {
     #[test]
     fn an_invalid_hook_fails_without_running() {
         let hook = HookBuilder::default().path("true").build().unwrap();
-        let (_, _, _, reason) = hook_error(run(Stage::Poststop, &[hook], b"{}"));
+        let r = run(Stage::Poststop, &[hook], b"{}");
+        assert_eq!(r.as_ref().unwrap_err().kind(), ErrorKind::InvalidInput);
+        let (_, _, _, reason) = hook_error(r);
         assert_eq!(reason, "path: `true` is not an absolute path");
     }
 

@@ -11,6 +11,7 @@ pub mod exe_guard;
 pub mod features;
 pub mod hooks;
 pub mod idmap;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod pidfd;
 pub mod process;
@@ -25,11 +26,15 @@ pub mod time;
 pub mod timens;
 pub mod trace;
 pub mod units;
+pub mod warning;
 
 pub use error::{Error, ErrorKind, Result};
+pub use warning::Warning;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod test_support;
 
 /// The OCI runtime spec version harun implements.
 pub const OCI_VERSION: &str = "1.2.0";

@@ -1,6 +1,7 @@
 //! Process file descriptors: a handle on one exact process, immune to pid reuse.
 //!
-//! Signals go through pidfd_send_signal; "has it exited" is a poll on the pidfd.
+//! Signals go through pidfd_send_signal; "has it exited" is a poll on the pidfd. The one
+//! place harun calls pidfd_open and pidfd_send_signal.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -23,36 +24,45 @@ impl PidFd {
         PidFd { fd, pid }
     }
 
+    /// pidfd_open: a pidfd for `pid`, whatever process that is now. Sound for a child of
+    /// ours not yet waited for (its pid cannot be reused); for any other process see
+    /// [`PidFd::open_checked`]. ESRCH when there is no such process.
+    pub fn open(pid: i32) -> Result<Self> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no pointers.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let fd = Errno::result(fd).map_err(Error::sys(format!("pidfd_open {pid}")))?;
+        // SAFETY: the syscall returned a fresh fd (close-on-exec) that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(PidFd { fd, pid })
+    }
+
     /// Open a pidfd for `pid` and check it is the process that started at `start_time`
     /// (checked after opening, so the pidfd pins the right process). None when that process
     /// is gone (or is a zombie: it has stopped).
     pub fn open_checked(pid: i32, start_time: u64) -> Result<Option<Self>> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no pointers.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return match Errno::last() {
-                Errno::ESRCH => Ok(None),
-                e => Err(Error::sys(format!("pidfd_open {pid}"))(e)),
-            };
-        }
-        // SAFETY: the syscall returned a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        if !procfs::is_alive(pid, start_time) {
-            return Ok(None);
-        }
-        Ok(Some(PidFd { fd, pid }))
+        let pidfd = match PidFd::open(pid) {
+            Err(e) if e.errno() == Some(Errno::ESRCH) => return Ok(None),
+            other => other?,
+        };
+        Ok(procfs::is_alive(pid, start_time).then_some(pidfd))
+    }
+
+    /// Another pidfd of the same process (dup).
+    pub fn try_clone(&self) -> Result<Self> {
+        let fd = self.fd.try_clone().map_err(Error::io("dup", "pidfd"))?;
+        Ok(PidFd { fd, pid: self.pid })
     }
 
     pub fn pid(&self) -> i32 {
         self.pid
     }
 
-    /// The pidfd itself.
+    /// The fd itself, e.g. to pass to another process (SCM_RIGHTS).
     pub fn into_owned(self) -> OwnedFd {
         self.fd
     }
 
-    /// Send `sig`. ESRCH (exited meanwhile) is reported as Ok(false).
+    /// Send `sig` (0: only check it is alive). ESRCH (exited meanwhile) is Ok(false).
     pub fn signal(&self, sig: i32) -> Result<bool> {
         // SAFETY: valid pidfd, null siginfo (the kernel fills in a default), no flags.
         let r = unsafe {

@@ -5,15 +5,13 @@
 //!
 //! `PROPTEST_CASES=20000 cargo test -p harun-runtime proptests` for more cases.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use crate::cgroups::hierarchy::{Record, RECORD_FILE};
 use crate::rootfs::overlay::{parse_upper, UpperSpec};
 use crate::state::{State, StateRoot};
+use crate::test_support::TempDir;
 use crate::units;
 
 /// A state.json as `create` writes it.
@@ -73,25 +71,6 @@ fn edits() -> impl Strategy<Value = Vec<(prop::sample::Index, u8, u8)>> {
     prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..4)
 }
 
-/// A fresh temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("harun-rec-proptest-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 proptest! {
     /// A damaged state.json: `state` reads a state (and then its status and OCI document)
     /// or says what is wrong with which file.
@@ -108,8 +87,8 @@ proptest! {
         }
         let mut text = serde_json::to_vec(&v).unwrap();
         damage(&mut text, &bytes);
-        let tmp = TempDir::new();
-        let root = StateRoot::new(&tmp.0);
+        let tmp = TempDir::new("rec-proptest");
+        let root = StateRoot::new(tmp.path());
         std::fs::create_dir(root.dir("p")).unwrap();
         std::fs::write(root.dir("p").join("state.json"), &text).unwrap();
         match root.read("p") {
@@ -135,9 +114,9 @@ proptest! {
         }
         let mut text = serde_json::to_vec(&v).unwrap();
         damage(&mut text, &bytes);
-        let tmp = TempDir::new();
-        std::fs::write(tmp.0.join(RECORD_FILE), &text).unwrap();
-        if let Some(record) = Record::load(&tmp.0) {
+        let tmp = TempDir::new("rec-proptest");
+        std::fs::write(tmp.path().join(RECORD_FILE), &text).unwrap();
+        if let Some(record) = Record::load(tmp.path()) {
             let _ = record.is_frozen();
         }
     }
@@ -194,8 +173,8 @@ proptest! {
 
 #[test]
 fn the_sample_state_reads_back() {
-    let tmp = TempDir::new();
-    let root = StateRoot::new(&tmp.0);
+    let tmp = TempDir::new("rec-proptest");
+    let root = StateRoot::new(tmp.path());
     std::fs::create_dir(root.dir("p")).unwrap();
     std::fs::write(
         root.dir("p").join("state.json"),

@@ -321,7 +321,7 @@ impl StateRoot {
             // Not temp dirs of creates (rule 6), nor anything else that is no ID.
             .filter(|name| validate_id(name).is_ok())
             .collect();
-        ids.sort();
+        ids.sort_unstable();
         Ok(ids)
     }
 }
@@ -393,7 +393,8 @@ impl LockedDir {
 
     /// Write state.json: fresh temp file, fsync, rename over the real one.
     pub fn write(&self, state: &State) -> Result<()> {
-        let data = serde_json::to_vec(state).map_err(|e| Error::spec("state", e.to_string()))?;
+        let data = serde_json::to_vec(state)
+            .map_err(|e| Error::Internal(format!("serialize the state: {e}")))?;
         replace_file(&self.path.join(STATE_FILE), &data, Durability::Fsync)
     }
 

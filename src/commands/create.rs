@@ -9,8 +9,9 @@ use harun_runtime::state::StateRoot;
 use harun_runtime::{Error, Result};
 
 use crate::cli::CreateArgs;
+use crate::log::Logger;
 
-pub fn run(root: &StateRoot, args: &CreateArgs, id: &str) -> Result<i32> {
+pub fn run(root: &StateRoot, args: &CreateArgs, id: &str, log: &Logger) -> Result<i32> {
     check_flags(args.pid_file.as_deref(), args.preserve_fds)?;
     let bundle = bundle_or_cwd(args.bundle.as_deref())?;
     // Checked as `run` checks them, though `create` does not supervise: a bundle that
@@ -20,7 +21,8 @@ pub fn run(root: &StateRoot, args: &CreateArgs, id: &str) -> Result<i32> {
         harun_supervisor::Overrides::default(),
     )?;
     let process = ProcessOverrides::default();
-    container::create(root, &options(args, id, &bundle, false, &process))?;
+    let created = container::create(root, &options(args, id, &bundle, false, &process))?;
+    log.warnings(&created.warnings);
     Ok(0)
 }
 

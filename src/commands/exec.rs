@@ -8,6 +8,8 @@ use harun_runtime::container::{self, Console, ExecOptions, Forwarder, ProcessFla
 use harun_runtime::state::StateRoot;
 use harun_runtime::Result;
 
+use crate::log::Logger;
+
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// A full OCI process JSON (what containerd writes); replaces the flags below
@@ -54,7 +56,7 @@ pub struct ExecArgs {
     pub args: Vec<String>,
 }
 
-pub fn run(root: &StateRoot, a: &ExecArgs) -> Result<i32> {
+pub fn run(root: &StateRoot, a: &ExecArgs, log: &Logger) -> Result<i32> {
     super::create::check_flags(a.pid_file.as_deref(), a.preserve_fds)?;
     let process = match &a.process {
         Some(file) => container::process_from_file(file)?,
@@ -101,6 +103,7 @@ pub fn run(root: &StateRoot, a: &ExecArgs) -> Result<i32> {
             preserve_fds: a.preserve_fds,
         },
     )?;
+    log.warnings(&execed.warnings);
     match signals {
         None => Ok(0),
         Some(s) => {

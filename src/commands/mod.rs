@@ -2,6 +2,7 @@
 
 pub mod completion;
 mod create;
+pub mod ctl;
 pub mod events;
 pub mod exec;
 mod features;
@@ -16,6 +17,7 @@ mod simple;
 mod spec;
 pub mod stop;
 pub mod supervise;
+pub mod supervise_dir;
 pub mod update;
 
 use harun_runtime::state::StateRoot;
@@ -33,7 +35,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
     }
     if matches!(
         cli.command,
-        Command::Create { .. } | Command::Run(_) | Command::Exec(_)
+        Command::Create { .. } | Command::Run(_) | Command::Exec(_) | Command::Supervise(_)
     ) {
         // Before any process can enter a container (CVE-2019-5736); may re-exec harun.
         harun_runtime::exe_guard::ensure_readonly_exe()?;
@@ -41,13 +43,13 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
     let root = StateRoot::new(&cli.global.root);
     match &cli.command {
         Command::Spec { bundle } => spec::run(bundle),
-        Command::Create { create, id } => create::run(&root, create, id),
+        Command::Create { create, id } => create::run(&root, create, id, log),
         Command::Start { id } => simple::start(&root, id, log),
         Command::State { id } => simple::state(&root, id),
         Command::Kill { all, id, signal } => simple::kill(&root, id, signal, *all),
         Command::Delete { force, ids } => simple::delete(&root, ids, *force, log),
         Command::Run(args) => run::run(&root, args, log),
-        Command::Exec(args) => exec::run(&root, args),
+        Command::Exec(args) => exec::run(&root, args, log),
         Command::List { format, quiet } => list::run(&root, *format, *quiet, log),
         Command::Stop(args) => stop::run(&root, args, log),
         Command::Inspect { id } => inspect::run(&root, id),
@@ -58,15 +60,10 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Pause(args) => pause::run(&root, args),
         Command::Resume(args) => resume::run(&root, args),
         Command::Update(args) => update::run(&root, args),
+        Command::Supervise(args) => supervise_dir::run(&root, args),
+        Command::Ctl(args) => ctl::run(&root, args),
         Command::Completion { shell } => completion::script(*shell),
         Command::Man => completion::man(),
-    }
-}
-
-/// Print poststart/poststop hook failures: they do not fail the command (OCI runtime.md).
-fn warn_all(log: &Logger, warnings: &[Error]) {
-    for w in warnings {
-        log.warn(&w.to_string());
     }
 }
 
@@ -76,7 +73,7 @@ fn each(ids: &[String], log: &Logger, mut act: impl FnMut(&str) -> Result<()>) -
     let mut code = 0;
     for id in ids {
         if let Err(e) = act(id) {
-            log.error(&e.to_string());
+            log.error(&e);
             code = 1;
         }
     }

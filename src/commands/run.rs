@@ -36,6 +36,7 @@ pub fn run(root: &StateRoot, args: &RunArgs, log: &Logger) -> Result<i32> {
     if args.detach {
         let opts = super::create::options(&args.create, &id, &bundle, false, &process);
         let created = container::create(root, &opts)?;
+        log.warnings(&created.warnings);
         start_or_remove(root, &created.state, log)?;
         detached(args, &id);
         return Ok(0);
@@ -43,11 +44,12 @@ pub fn run(root: &StateRoot, args: &RunArgs, log: &Logger) -> Result<i32> {
     let signals = Forwarder::new()?;
     let opts = super::create::options(&args.create, &id, &bundle, true, &process);
     let created = container::create(root, &opts)?;
+    log.warnings(&created.warnings);
     start_or_remove(root, &created.state, log)?;
     let waited = container::wait_foreground(&created.pidfd, created.console_master, &signals);
     drop(signals);
     let warnings = container::delete_own(root, &created.state, true)?;
-    super::warn_all(log, &warnings);
+    log.warnings(&warnings);
     Ok(waited?.code())
 }
 
@@ -63,7 +65,7 @@ fn detached(args: &RunArgs, id: &str) {
 fn start_or_remove(root: &StateRoot, created: &State, log: &Logger) -> Result<()> {
     match container::start_own(root, created) {
         Ok(started) => {
-            super::warn_all(log, &started.warnings);
+            log.warnings(&started.warnings);
             Ok(())
         }
         Err(e) => {

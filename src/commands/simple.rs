@@ -9,7 +9,7 @@ use crate::log::Logger;
 
 pub fn start(root: &StateRoot, id: &str, log: &Logger) -> Result<i32> {
     let started = container::start(root, id)?;
-    super::warn_all(log, &started.warnings);
+    log.warnings(&started.warnings);
     Ok(0)
 }
 
@@ -30,7 +30,7 @@ pub fn delete(root: &StateRoot, ids: &[String], force: bool, log: &Logger) -> Re
     super::each(ids, log, |id| {
         // Through the supervisor of a supervised container (stop it, remove its supervision).
         let warnings = harun_supervisor::control::delete(root, id, force)?;
-        super::warn_all(log, &warnings);
+        log.warnings(&warnings);
         Ok(())
     })
 }

@@ -20,7 +20,7 @@ pub fn run(bundle: &Path) -> Result<i32> {
             _ => Error::io("create", &path)(e),
         })?;
     let pretty: serde_json::Value = serde_json::from_str(spec::example_json())
-        .map_err(|e| Error::spec("example", e.to_string()))?;
+        .map_err(|e| Error::Internal(format!("the example config: {e}")))?;
     let text = serde_json::to_string_pretty(&pretty).unwrap_or_default();
     f.write_all(text.as_bytes())
         .and_then(|_| f.write_all(b"\n"))

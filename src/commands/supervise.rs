@@ -8,9 +8,9 @@ use clap::Args;
 use harun_runtime::container::ProcessOverrides;
 use harun_runtime::state::StateRoot;
 use harun_runtime::{Error, Result};
+use harun_supervisor::engine::{CreateParams, Options, RunOne};
 use harun_supervisor::logs::{self, LogConfig};
 use harun_supervisor::persist::Mode;
-use harun_supervisor::unit::{Output, Unit, UnitOptions};
 use harun_supervisor::{annotations, detach, parse_duration, Overrides, RestartPolicy, Settings};
 
 use crate::cli::RunArgs;
@@ -150,43 +150,59 @@ pub fn plan(args: &RunArgs, bundle: &Path) -> Result<Option<Settings>> {
 
 /// The supervised run: in the foreground, until supervision ends (exit with the last run's
 /// code); with `--detach`, until the first start (the supervisor goes on in the background).
+/// Both are the engine of `harun supervise` with one container.
 pub fn run(
     root: &StateRoot,
     args: &RunArgs,
     id: &str,
     bundle: &Path,
     process: &ProcessOverrides,
-    settings: Settings,
+    _settings: Settings,
 ) -> Result<i32> {
-    let opts = UnitOptions {
-        create: super::create::options(&args.create, id, bundle, false, process),
-        settings,
+    let flags = args.supervise.overrides()?;
+    let c = &args.create;
+    let create = CreateParams {
+        pid_file: c.pid_file.clone(),
+        no_pivot: c.no_pivot,
+        preserve_fds: c.preserve_fds,
+        overlay: c.overlay,
+        layers: c.layers.clone(),
+        upper: c.upper.clone(),
+        process: process.clone(),
     };
     if !args.detach {
-        let end = Unit::start(root, opts, Mode::Foreground, None)?.run()?;
+        let opts = Options {
+            mode: Mode::Foreground,
+            echo: true,
+            log: None,
+            create,
+        };
+        let end = RunOne::start(root, id, bundle, flags, opts)?.run()?;
         return Ok(end.exit_code());
     }
-    let config = args.supervise.log_config()?;
-    let supervise = move |pipe, ready: detach::Ready| {
-        let output = Output { pipe, config };
-        match Unit::start(root, opts, Mode::Detached, Some(output)) {
-            Err(e) => {
-                ready.fail(&e);
-                1
-            }
-            Ok(unit) => {
-                ready.ok();
-                match unit.run() {
-                    Ok(_) => 0,
-                    Err(e) => {
-                        harun_runtime::stderr::line(&format!("harun: {e}"));
-                        1
-                    }
+    let opts = Options {
+        mode: Mode::Detached,
+        echo: false,
+        log: Some(args.supervise.log_config()?),
+        create,
+    };
+    let supervise = move |ready: detach::Ready| match RunOne::start(root, id, bundle, flags, opts) {
+        Err(e) => {
+            ready.fail(&e);
+            1
+        }
+        Ok(one) => {
+            ready.ok();
+            match one.run() {
+                Ok(_) => 0,
+                Err(e) => {
+                    harun_runtime::stderr::line(&format!("harun: {e}"));
+                    1
                 }
             }
         }
     };
     // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before this).
-    unsafe { detach::spawn(supervise) }?;
+    unsafe { detach::spawn(None, supervise) }?;
     Ok(0)
 }

@@ -115,14 +115,29 @@ fn in_annotation(error: Error, key: &str) -> Error {
     error.with_origin(format!("annotation `{key}`"))
 }
 
+/// Every `run.harun.*` supervision annotation: the restart ones here and the service ones
+/// of `harun supervise` ([`crate::service::KEYS`]). One list, one misspelling check.
+fn all_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().chain(crate::service::KEYS.iter()).copied()
+}
+
+/// Prefixes under which any key but a known one is a misspelling.
+const FAMILIES: [&str; 4] = [
+    "run.harun.restart",
+    "run.harun.stop",
+    "run.harun.health",
+    "run.harun.update",
+];
+
 /// Rejects keys that are probably a misspelt supervision annotation: any other key under
-/// `run.harun.restart` or `run.harun.stop`, or a `run.harun.` key within two edits of a
-/// known one. Checked in sorted order, so the error does not depend on hash order.
-fn check_unknown_keys(annotations: &HashMap<String, String>) -> Result<()> {
+/// one of [`FAMILIES`], or a `run.harun.` key within two edits of a known one. Checked in
+/// sorted order, so the error does not depend on hash order. (The overlay's
+/// `run.harun.overlay*` keys have their own check in the runtime.)
+pub(crate) fn check_unknown_keys(annotations: &HashMap<String, String>) -> Result<()> {
     let mut suspects: Vec<&str> = annotations
         .keys()
         .map(String::as_str)
-        .filter(|key| !KEYS.contains(key) && looks_like_ours(key))
+        .filter(|key| !all_keys().any(|k| k == *key) && looks_like_ours(key))
         .collect();
     suspects.sort_unstable();
     match suspects.first() {
@@ -132,41 +147,43 @@ fn check_unknown_keys(annotations: &HashMap<String, String>) -> Result<()> {
 }
 
 fn looks_like_ours(key: &str) -> bool {
-    key.starts_with("run.harun.restart")
-        || key.starts_with("run.harun.stop")
+    FAMILIES.iter().any(|f| key.starts_with(f))
         || (key.starts_with("run.harun.") && nearest_key(key).1 <= 2)
 }
 
 fn unknown_key_hint(key: &str) -> String {
-    // A small typo first, else a known key the name extends (`run.harun.restart.policy`).
-    let nearest = Some(nearest_key(key))
-        .filter(|&(_, distance)| distance <= 3)
-        .map(|(known, _)| known)
-        .or_else(|| {
-            KEYS.iter()
-                .copied()
-                .filter(|known| key.starts_with(known))
-                .max_by_key(|known| known.len())
-        });
-    match nearest {
+    // A small typo first, else a known key the name extends (`run.harun.restart.policy`),
+    // else a bigger typo (`run.harun.health.command`).
+    let (nearest, distance) = nearest_key(key);
+    let extended = || {
+        all_keys()
+            .filter(|known| key.starts_with(known))
+            .max_by_key(|known| known.len())
+    };
+    let hint = if distance <= 2 {
+        Some(nearest)
+    } else {
+        extended().or((distance <= 4).then_some(nearest))
+    };
+    match hint {
         Some(known) => format!("unknown supervision annotation (did you mean `{known}`?)"),
         None => format!(
             "unknown supervision annotation (known: {})",
-            KEYS.join(", ")
+            all_keys().collect::<Vec<_>>().join(", ")
         ),
     }
 }
 
 /// The known key closest to `key` and its edit distance.
 fn nearest_key(key: &str) -> (&'static str, usize) {
-    KEYS.iter()
-        .map(|known| (*known, edit_distance(key, known)))
+    all_keys()
+        .map(|known| (known, edit_distance(key, known)))
         .min_by_key(|&(_, distance)| distance)
         .unwrap_or((RESTART, usize::MAX))
 }
 
 /// Levenshtein distance in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -328,7 +345,11 @@ mod tests {
                 "run.harun.stop.signal.please",
                 "known: run.harun.restart, run.harun.restart.delay, \
                  run.harun.restart.max-delay, run.harun.restart.reset-after, \
-                 run.harun.restart.limit, run.harun.stop-timeout",
+                 run.harun.restart.limit, run.harun.stop-timeout, run.harun.replicas, \
+                 run.harun.after, run.harun.notify, run.harun.health.cmd, \
+                 run.harun.health.interval, run.harun.health.timeout, \
+                 run.harun.health.retries, run.harun.health.start-period, \
+                 run.harun.health.on-failure, run.harun.update.window",
             ),
         ];
         for &(key, hint) in cases {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use harun_runtime::container;
 use harun_runtime::pidfd::PidFd;
 use harun_runtime::state::StateRoot;
-use harun_runtime::{Error, Result};
+use harun_runtime::{Error, Result, Warning};
 use serde_json::{json, Value};
 
 use crate::events::{self, rfc3339_ms, EVENTS_FILE};
@@ -84,14 +84,22 @@ impl Stopped {
 }
 
 /// `harun stop ID [--timeout T]`: SIGTERM, SIGKILL after the timeout, never restarted.
+/// A container of `harun supervise` is stopped through `harun ctl`; one whose supervisor
+/// died is stopped directly, and its record says so (a supervisor that takes it over
+/// later leaves it stopped).
 pub fn stop(root: &StateRoot, id: &str, timeout: Option<Duration>) -> Result<Stopped> {
     let supervised = find(root, id)?;
     if let Some(s) = &supervised {
         if let Some(supervisor) = &s.supervisor {
+            refuse_service(s, id, "stop")?;
             return stop_supervised(s, supervisor, id, timeout);
         }
     }
-    match stop_unsupervised(root, id, timeout) {
+    let stopped = stop_unsupervised(root, id, timeout);
+    if let (Some(s), Ok(_) | Err(Error::NotFound(_))) = (&supervised, &stopped) {
+        mark_stopped_by_user(s);
+    }
+    match stopped {
         // A supervision whose container is gone (a failed restart, a foreground run that
         // just ended): nothing runs.
         Err(Error::NotFound(_)) if supervised.is_some() => Ok(Stopped {
@@ -100,6 +108,36 @@ pub fn stop(root: &StateRoot, id: &str, timeout: Option<Duration>) -> Result<Sto
         }),
         other => other,
     }
+}
+
+/// A container of a live `harun supervise` is its business: say how to ask it.
+fn refuse_service(s: &Supervised, id: &str, what: &str) -> Result<()> {
+    let Some(r) = s.record.as_ref().filter(|r| r.mode == Mode::Service) else {
+        return Ok(());
+    };
+    let service = r.service.as_deref().unwrap_or(id);
+    Err(Error::FailedPrecondition(format!(
+        "cannot {what} container `{id}`: it is a replica of service `{service}` of \
+         `harun supervise`; use `harun ctl stop {service}` (or remove the service from its \
+         directory and `harun ctl reload`)"
+    )))
+}
+
+/// The record of a container whose supervisor died, after the user stopped it: stopped by
+/// the user, for good.
+fn mark_stopped_by_user(s: &Supervised) {
+    let Some(mut r) = s.record.clone() else {
+        return;
+    };
+    if r.phase.is_final() {
+        return;
+    }
+    r.stop_requested = true;
+    r.next_restart_at_ms = None;
+    r.container_pid = None;
+    r.phase = Phase::Stopped;
+    r.end_reason = Some("stopped by the user (its supervisor had died)".into());
+    let _ = s.store.write_record(&r);
 }
 
 fn last_status(s: Option<&Supervised>) -> Option<ExitStatus> {
@@ -166,6 +204,9 @@ fn stop_unsupervised(root: &StateRoot, id: &str, timeout: Option<Duration>) -> R
         Err(Error::FailedPrecondition(_)) => return Ok(stopped), // stopped meanwhile
         Err(e) => return Err(e),
     }
+    // A frozen process never sees the TERM: thaw it (as Docker does), or the whole
+    // timeout passes before the KILL.
+    let _ = harun_runtime::cgroups::ops::resume(root, id);
     if !init.wait_exit(timeout.unwrap_or(DEFAULT_STOP_TIMEOUT))? {
         container::kill(root, id, libc::SIGKILL, true)?;
         if !init.wait_exit(KILL_WAIT)? {
@@ -185,7 +226,7 @@ fn stop_unsupervised(root: &StateRoot, id: &str, timeout: Option<Duration>) -> R
 /// `harun delete [--force] ID` for any container: a supervised one is stopped through its
 /// supervisor first (only with `--force` while supervision goes on), then the container and
 /// its supervision (record, events, logs) are removed. Returns poststop hook warnings.
-pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Warning>> {
     if id == SUPERVISE_DIR {
         // It looks like a container dir to the runtime; deleting it would drop every
         // container's supervision.
@@ -197,6 +238,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
         return container::delete(root, id, force);
     };
     if s.supervisor.is_some() {
+        refuse_service(&s, id, "delete")?;
         let phase = s.record.as_ref().map(|r| r.phase);
         if !force && !phase.is_some_and(Phase::is_final) {
             let phase = phase.map_or("starting", Phase::as_str);
@@ -263,9 +305,26 @@ fn supervision_json(s: &Supervised) -> Value {
             "ranForMs": e.ran_for_ms,
         })
     });
+    let orphaned = s.supervisor.is_none() && !r.phase.is_final();
+    let health = r.health.as_ref().map(|h| {
+        json!({
+            "status": h.status,
+            "failingStreak": h.failing_streak,
+            "output": h.last_output,
+            "time": h.last_at_ms.map(rfc3339_ms),
+        })
+    });
     json!({
-        "state": r.phase.as_str(),
-        "mode": match r.mode { Mode::Foreground => "foreground", Mode::Detached => "detached" },
+        // A supervisor that died (kill -9) left its last word; say it is dead.
+        "state": if orphaned { "orphaned" } else { r.phase.as_str() },
+        "supervisorDied": orphaned.then(|| format!(
+            "supervisor pid {} is gone; `harun run` the container again to take it over \
+             (or `harun supervise` for a service), `harun stop` or `harun delete --force` it",
+            r.supervisor.pid
+        )),
+        "service": r.service,
+        "health": health,
+        "mode": match r.mode { Mode::Foreground => "foreground", Mode::Detached => "detached", Mode::Service => "service" },
         "policy": r.settings.policy,
         "restartDelay": r.settings.restart_delay,
         "restartMaxDelay": r.settings.restart_max_delay,
@@ -274,7 +333,7 @@ fn supervision_json(s: &Supervised) -> Value {
         "stopTimeout": r.settings.stop_timeout,
         "restartCount": r.restart_count,
         "lastExit": last_exit,
-        "nextRestart": r.next_restart_at_ms.map(rfc3339_ms),
+        "nextRestart": if orphaned { None } else { r.next_restart_at_ms.map(rfc3339_ms) },
         "reason": r.end_reason,
         "supervisorPid": s.supervisor.as_ref().map(PidFd::pid),
         "containerPid": r.container_pid,

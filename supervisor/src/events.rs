@@ -6,9 +6,12 @@
 //! {"time":"2026-11-22T10:00:00.101Z","timeMs":1795341600101,"id":"web","event":"restarting","delayMs":100,"restartCount":1}
 //! ```
 //!
-//! Events: `created`, `started` (with `pid`), `exited` (`code` or `signal`, `ranForMs`),
-//! `restarting` (`delayMs`, `restartCount`), `start-failed` (`reason`), and one final event:
-//! `gave-up` or `stopped` (`reason`, and the last exit's `code`/`signal`).
+//! Events: `created`, `started` (with `pid`), `exited` (`code` or `signal`, `ranForMs`; an
+//! adopted container's exit has neither), `restarting` (`delayMs`, `restartCount`),
+//! `start-failed` (`reason`), `adopted` (a new supervisor took over, `pid`), `ready`
+//! (`READY=1` on the notify socket), `health` (`health`: starting / healthy / unhealthy,
+//! the check's output in `reason`), and a final event: `gave-up` or `stopped` (`reason`,
+//! and the last exit's `code`/`signal`).
 //!
 //! The file is capped: past [`MAX_EVENTS_SIZE`] it moves to `events.jsonl.1` (replacing the
 //! older one) and a new file starts, so a container crash-looping for months costs at most
@@ -62,6 +65,12 @@ pub enum Kind {
     StartFailed,
     GaveUp,
     Stopped,
+    /// A new supervisor took over the running container.
+    Adopted,
+    /// It said `READY=1` on its notify socket.
+    Ready,
+    /// Its health status changed (`health`; the check's output in `reason`).
+    Health,
 }
 
 impl Kind {
@@ -93,6 +102,8 @@ pub struct Event {
     pub restart_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 impl Event {
@@ -109,6 +120,7 @@ impl Event {
             delay_ms: None,
             restart_count: None,
             reason: None,
+            health: None,
         }
     }
 
@@ -136,6 +148,12 @@ impl Event {
 
     pub fn reason(mut self, reason: impl Into<String>) -> Event {
         self.reason = Some(reason.into());
+        self
+    }
+
+    /// A health status: `starting`, `healthy`, `unhealthy`.
+    pub fn health(mut self, status: &str) -> Event {
+        self.health = Some(status.to_string());
         self
     }
 
@@ -177,7 +195,16 @@ impl fmt::Display for Event {
                 format_duration(Duration::from_millis(self.delay_ms.unwrap_or(0))),
                 self.restart_count.unwrap_or(0)
             ),
-            Kind::StartFailed => write!(f, "restart failed: {reason}"),
+            Kind::StartFailed => write!(f, "start failed: {reason}"),
+            Kind::Adopted => write!(f, "adopted by a new supervisor{pid}"),
+            Kind::Ready => write!(f, "ready ({reason})"),
+            Kind::Health => {
+                let status = self.health.as_deref().unwrap_or("?");
+                match reason {
+                    "" => write!(f, "{status}"),
+                    output => write!(f, "{status}: {output}"),
+                }
+            }
             Kind::GaveUp | Kind::Stopped => {
                 let word = if self.event == Kind::GaveUp {
                     "gave up"

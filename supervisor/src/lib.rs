@@ -6,8 +6,15 @@
 //!
 //! - [`policy`]: restart policies, backoff, crash-loop limit, and the decision engine.
 //! - [`annotations`]: the `run.harun.restart*` bundle annotations, with CLI flags on top.
-//! - [`unit`]: one supervised container: start, watch, restart, stop ([`watch`]: the
-//!   epoll loop over signalfd, timerfd, pidfd; [`detach`]: the detached supervisor process).
+//! - [`engine`]: the supervisor itself, one thread and one epoll loop for any number of
+//!   containers: `harun supervise DIR` and `harun run --restart` ([`reactor`]: the epoll
+//!   set over signalfd, timerfd, pidfds and sockets; [`timers`]: the deadline queue;
+//!   [`detach`]: the detached supervisor process).
+//! - [`service`]: services of a directory and their `run.harun.*` annotations; [`health`],
+//!   [`deps`], [`rollout`]: health checks, start order, rolling updates (pure, like
+//!   [`policy`]); [`bundle`]: the config each replica is created from; [`stdio`]: where
+//!   container output goes (a FIFO that outlives the supervisor); [`notify`]: `READY=1`.
+//! - [`ctl`]: the control socket's protocol; [`metrics`]: Prometheus text.
 //! - [`persist`]: the supervision dir `ROOT/.supervise/ID` and its record; [`events`]: the
 //!   JSON-lines event log; [`logs`]: the rotating container log; [`follow`]: `-f` readers.
 //! - [`control`]: what `stop`, `delete`, `inspect`, `list`, `logs`, `events` do from outside.
@@ -16,17 +23,27 @@
 use std::fmt;
 
 pub mod annotations;
+pub mod bundle;
 pub mod control;
+pub mod ctl;
+pub mod deps;
 pub mod detach;
+pub mod engine;
 pub mod events;
 pub mod follow;
+pub mod health;
 pub mod logs;
+pub mod metrics;
+pub mod notify;
 pub mod persist;
 pub mod policy;
+pub mod reactor;
+pub mod rollout;
+pub mod service;
 #[cfg(feature = "shim")]
 pub mod shim;
-pub mod unit;
-pub mod watch;
+pub mod stdio;
+pub mod timers;
 
 #[cfg(test)]
 mod proptests;

@@ -1,5 +1,5 @@
-//! A detached container's stdout and stderr: one pipe, read by its supervisor into
-//! `ROOT/.supervise/ID/container.log`, rotated by size.
+//! A detached container's stdout and stderr: read by its supervisor (from the output FIFO,
+//! [`crate::stdio`]) into `ROOT/.supervise/ID/container.log`, rotated by size.
 //!
 //! Rotation keeps at most `max_files` files of at most `max_size` bytes each:
 //! `container.log` (newest), `container.log.1`, ... `container.log.<max_files - 1>` (oldest).
@@ -8,7 +8,7 @@
 //! (`/run`): logs cost memory, hence the small defaults (1 MiB x 3 files).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind as IoKind, Read, Write};
+use std::io::{ErrorKind as IoKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -174,23 +174,6 @@ fn rename_if_exists(from: &Path, to: &Path) -> Result<()> {
     match fs::rename(from, to) {
         Err(e) if e.kind() != IoKind::NotFound => Err(Error::io("rotate", from)(e)),
         _ => Ok(()),
-    }
-}
-
-/// Reads what the (non-blocking) pipe holds into the log. Returns false at end of file
-/// (every writer closed it). Output the log cannot take (a full file system) is dropped:
-/// the pipe must keep draining, or the container would block on its next write.
-pub fn pump(pipe: &mut File, log: &mut RotatingLog, buf: &mut [u8]) -> Result<bool> {
-    loop {
-        match pipe.read(buf) {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                let _ = log.write(&buf[..n]);
-            }
-            Err(e) if e.kind() == IoKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == IoKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", "container output pipe")(e)),
-        }
     }
 }
 

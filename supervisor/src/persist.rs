@@ -38,6 +38,9 @@ use crate::{format_duration, parse_duration};
 pub const SUPERVISE_DIR: &str = ".supervise";
 pub const RECORD_FILE: &str = "supervision.json";
 pub const STOP_REQUEST_FILE: &str = "stop-request";
+/// `ROOT/.supervise/.daemon`: the state of `harun supervise` (its lock, its control socket,
+/// its log); never a container's.
+pub const DAEMON_DIR: &str = ".daemon";
 
 /// One container's supervision dir, `ROOT/.supervise/ID`.
 #[derive(Debug, Clone)]
@@ -50,6 +53,11 @@ impl Store {
     /// `ROOT/.supervise/ID` (not checked for existence).
     pub fn at(root: &StateRoot, id: &str) -> Result<Store> {
         validate_id(id)?;
+        if id == DAEMON_DIR {
+            return Err(Error::InvalidArgument(format!(
+                "container ID `{id}` is reserved for harun's supervisor"
+            )));
+        }
         Ok(Store {
             id: id.to_string(),
             dir: root.path().join(SUPERVISE_DIR).join(id),
@@ -94,7 +102,7 @@ impl Store {
         };
         let mut ids: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|id| validate_id(id).is_ok())
+            .filter(|id| validate_id(id).is_ok() && id != DAEMON_DIR)
             .collect();
         ids.sort();
         ids
@@ -191,12 +199,16 @@ pub enum Mode {
     Foreground,
     /// By a detached supervisor process; the container stays (stopped) when it ends.
     Detached,
+    /// By `harun supervise`, as a replica of a service.
+    Service,
 }
 
 /// Where the supervision is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    /// Not started yet: it waits for the services it starts after.
+    Waiting,
     /// The container's process runs.
     Running,
     /// It was asked to stop (SIGTERM sent, SIGKILL after the grace time).
@@ -212,6 +224,7 @@ pub enum Phase {
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Waiting => "waiting",
             Phase::Running => "running",
             Phase::Stopping => "stopping",
             Phase::Restarting => "restarting",
@@ -382,6 +395,30 @@ pub struct Record {
     pub gave_up: Option<GiveUpRecord>,
     /// Why supervision ended, once it has (`stopped by the user`, `crash loop: ...`).
     pub end_reason: Option<String>,
+    /// A health check asked for a restart that has not happened yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced_restart: bool,
+    /// Stopped by its supervisor's shutdown: the next supervisor start runs it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shutdown: bool,
+    /// `harun supervise`: the service this container is a replica of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Its health check's state, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthRecord>,
+}
+
+/// A container's health as `inspect` shows it and a re-adopting supervisor resumes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthRecord {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    /// The last check's output (at most 4 KiB) and when it ended.
+    pub last_output: String,
+    pub last_at_ms: Option<u64>,
 }
 
 impl Record {
@@ -414,6 +451,10 @@ impl Record {
             stop_requested: false,
             gave_up: None,
             end_reason: None,
+            forced_restart: false,
+            shutdown: false,
+            service: None,
+            health: None,
         };
         record.capture(sup);
         record
@@ -431,6 +472,8 @@ impl Record {
         self.next_restart_at_ms = sup.next_restart_at.map(Timestamp::as_millis);
         self.stop_requested = sup.stop_requested;
         self.gave_up = sup.gave_up.map(GiveUpRecord::from);
+        self.forced_restart = sup.forced_restart;
+        self.shutdown = sup.shutdown;
     }
 
     /// The engine state back from the record.
@@ -451,6 +494,8 @@ impl Record {
             next_restart_at: self.next_restart_at_ms.map(ms),
             stop_requested: self.stop_requested,
             gave_up: self.gave_up.map(GiveUpReason::from),
+            forced_restart: self.forced_restart,
+            shutdown: self.shutdown,
         })
     }
 }

@@ -7,6 +7,13 @@
 //! of Docker: a crash-loop limit (N exits within S → give up and report, like s6's permanent
 //! failure or systemd's start limit), and a restart whose start failed counts as a failed run.
 //!
+//! For the multi-service supervisor (`harun supervise`) three more events: a container whose
+//! end nobody could see ([`Event::Lost`]: an adopted container is not our child, so its exit
+//! status is unknown: a failure), a health check that asks for a restart
+//! ([`Event::Unhealthy`]: stop it, then restart it as after a failure whatever the policy),
+//! and the supervisor's own shutdown ([`Event::Shutdown`]: stop it without recording a user
+//! stop, so the next supervisor start runs it again).
+//!
 //! Time is a [`Timestamp`] the caller passes in; the engine never reads a clock, so tests
 //! drive it with a fake one.
 
@@ -291,6 +298,18 @@ pub enum Event {
     /// The supervisor itself (re)started and loaded this state; `running` says whether it
     /// found the container's process alive (re-adopted) or not.
     DaemonRestart { running: bool },
+    /// Its process ended and nobody could read how (an adopted container is not the
+    /// supervisor's child): an exit of unknown status, i.e. a failure.
+    Lost,
+    /// Its health check failed and asks for a restart: stop it (SIGTERM, SIGKILL after the
+    /// stop timeout), then restart it as after a failure, whatever the policy says about
+    /// exits (backoff, retries and the crash-loop limit still apply). Nothing when it is
+    /// not running.
+    Unhealthy,
+    /// The supervisor shuts down: stop the container, and restart nothing. Not a user stop:
+    /// when the supervisor starts again the container starts again
+    /// ([`Event::DaemonRestart`]). `timeout` overrides the stop timeout.
+    Shutdown { timeout: Option<Duration> },
 }
 
 /// What the supervisor should do now.
@@ -321,6 +340,8 @@ pub enum StopReason {
     StopRequested,
     /// The engine gave up earlier; only [`Supervision::reset`] (a manual start) undoes it.
     GaveUp,
+    /// The supervisor shut down.
+    Shutdown,
 }
 
 impl fmt::Display for StopReason {
@@ -330,6 +351,7 @@ impl fmt::Display for StopReason {
             StopReason::Succeeded => "exited successfully (restart policy on-failure)",
             StopReason::StopRequested => "stopped by the user",
             StopReason::GaveUp => "gave up restarting earlier",
+            StopReason::Shutdown => "the supervisor shut down",
         })
     }
 }
@@ -405,6 +427,11 @@ pub struct Supervision {
     pub stop_requested: bool,
     /// Set once the engine gives up; then it only ever says `StayStopped(GaveUp)`.
     pub gave_up: Option<GiveUpReason>,
+    /// A health check asked for a restart: the next exit restarts whatever its status.
+    pub forced_restart: bool,
+    /// The supervisor shut down (or is shutting down) while this container was supervised:
+    /// nothing restarts until the next supervisor start, which starts it again.
+    pub shutdown: bool,
 }
 
 impl Supervision {
@@ -421,6 +448,8 @@ impl Supervision {
             next_restart_at: None,
             stop_requested: false,
             gave_up: None,
+            forced_restart: false,
+            shutdown: false,
         }
     }
 
@@ -444,6 +473,9 @@ impl Supervision {
             Event::StopRequested { timeout } => self.stop(timeout),
             Event::DaemonRestart { running: true } => self.readopted(now),
             Event::DaemonRestart { running: false } => self.restarted_stopped(now),
+            Event::Lost => self.exited(None, now),
+            Event::Unhealthy => self.unhealthy(),
+            Event::Shutdown { timeout } => self.shut_down(timeout),
         }
     }
 
@@ -457,7 +489,7 @@ impl Supervision {
     /// A running container should keep running unless a stop or a give-up says otherwise
     /// (a restart that was already underway when the user asked to stop).
     fn keep_or_terminate(&self) -> Decision {
-        if self.stop_requested || self.gave_up.is_some() {
+        if self.stop_requested || self.gave_up.is_some() || self.shutdown {
             return self.terminate(None);
         }
         Decision::KeepRunning
@@ -485,10 +517,17 @@ impl Supervision {
             return Decision::StayStopped(StopReason::GaveUp);
         }
         if self.stop_requested {
+            self.forced_restart = false;
             return Decision::StayStopped(StopReason::StopRequested);
         }
+        if self.shutdown {
+            self.forced_restart = false;
+            return Decision::StayStopped(StopReason::Shutdown);
+        }
         let succeeded = status.is_some_and(ExitStatus::success);
+        let forced = std::mem::take(&mut self.forced_restart);
         match self.settings.policy {
+            _ if forced => {}
             RestartPolicy::No => return Decision::StayStopped(StopReason::PolicyNo),
             RestartPolicy::OnFailure { .. } if succeeded => {
                 return Decision::StayStopped(StopReason::Succeeded)
@@ -545,6 +584,27 @@ impl Supervision {
         Decision::RestartAfter(delay)
     }
 
+    fn unhealthy(&mut self) -> Decision {
+        if !self.is_running() {
+            return Decision::KeepRunning; // nothing runs: nothing to do
+        }
+        if self.stop_requested || self.gave_up.is_some() || self.shutdown {
+            return self.terminate(None);
+        }
+        self.forced_restart = true;
+        self.terminate(None)
+    }
+
+    fn shut_down(&mut self, timeout: Option<Duration>) -> Decision {
+        self.shutdown = true;
+        self.next_restart_at = None;
+        if self.is_running() {
+            self.terminate(timeout)
+        } else {
+            Decision::StayStopped(StopReason::Shutdown)
+        }
+    }
+
     fn stop(&mut self, timeout: Option<Duration>) -> Decision {
         self.stop_requested = true;
         self.next_restart_at = None;
@@ -558,6 +618,8 @@ impl Supervision {
     /// The supervisor started again and found the container alive.
     fn readopted(&mut self, now: Timestamp) -> Decision {
         self.next_restart_at = None;
+        // A shutdown that did not finish: the container runs on under the new supervisor.
+        self.shutdown = false;
         // Its real start is unknown: count the run from now (never resets backoff early).
         self.started_at.get_or_insert(now);
         self.keep_or_terminate()
@@ -565,6 +627,9 @@ impl Supervision {
 
     /// The supervisor started again and found the container not running.
     fn restarted_stopped(&mut self, now: Timestamp) -> Decision {
+        if std::mem::take(&mut self.shutdown) {
+            return self.start_after_shutdown(now);
+        }
         if self.gave_up.is_some() {
             self.forget_unwatched_run(now);
             return Decision::StayStopped(StopReason::GaveUp);
@@ -594,6 +659,27 @@ impl Supervision {
             RestartPolicy::OnFailure { .. } => Decision::StayStopped(StopReason::Succeeded),
             RestartPolicy::Always | RestartPolicy::UnlessStopped => self.restart_now(now),
         }
+    }
+
+    /// The previous supervisor shut down cleanly: everything it stopped starts again, the
+    /// way a boot starts every enabled service: not a restart (no count, no backoff), and
+    /// whatever the policy (a shutdown stop is not an exit the policy judges). What the user
+    /// stopped stays stopped unless the policy is `always`; what the engine gave up on stays
+    /// given up.
+    fn start_after_shutdown(&mut self, now: Timestamp) -> Decision {
+        self.forget_unwatched_run(now);
+        self.forced_restart = false;
+        if self.gave_up.is_some() {
+            return Decision::StayStopped(StopReason::GaveUp);
+        }
+        if self.stop_requested && self.settings.policy != RestartPolicy::Always {
+            return Decision::StayStopped(StopReason::StopRequested);
+        }
+        self.stop_requested = false;
+        self.delay = None;
+        self.retries = 0;
+        self.next_restart_at = Some(now);
+        Decision::RestartAfter(Duration::ZERO)
     }
 
     /// Records the end of a run nobody saw end (status and end time unknown).

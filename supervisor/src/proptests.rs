@@ -22,9 +22,9 @@ use crate::persist::{Store, RECORD_FILE};
 mod grammar {
     pub use harun_runtime::units::{format_duration, parse_duration};
 
-    /// A size (`--log-max-size`, and every other size: harun_runtime::units).
+    /// A size of logs (`--log-max-size`): harun_runtime::units' grammar, at least 1 byte.
     pub fn parse_size(text: &str) -> Option<u64> {
-        harun_runtime::units::parse_size(text).ok()
+        crate::logs::parse_size(text).ok()
     }
 }
 

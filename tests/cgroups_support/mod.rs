@@ -20,15 +20,17 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use harun_runtime::cgroups::hierarchy::{cgroup2_mount, own_cgroup};
+use harun_runtime::cgroups::hierarchy::own_cgroup;
+use harun_runtime::mountinfo;
 
 /// Set to 1 on a host without the controllers: `vm_*` tests then pass without running.
 pub const SKIP_VAR: &str = "HARUN_SKIP_VM_TESTS";
 
 /// Where cgroup2 is mounted (`/sys/fs/cgroup` in the VM, `/sys/fs/cgroup/unified` here).
 pub fn mount() -> PathBuf {
-    let mi = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    cgroup2_mount(&mi).expect("no cgroup2 mount").1
+    let mi = mountinfo::read().expect("read mountinfo");
+    let cgroup2 = mountinfo::cgroup2(mountinfo::parse(&mi)).expect("no cgroup2 mount");
+    PathBuf::from(&*cgroup2.mount_point)
 }
 
 /// The test process's own cgroup directory (relative cgroupsPaths go under it).

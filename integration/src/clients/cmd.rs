@@ -6,11 +6,10 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -154,26 +153,15 @@ impl Running {
     /// Waits until it exits; on timeout kills its process group and fails.
     pub fn wait(mut self) -> Result<Out, String> {
         let mut child = self.child.take().ok_or("already waited")?;
-        let mut pause = Duration::from_millis(2);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() < self.deadline => {
-                    sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Ok(None) => {
-                    kill_group(&mut child);
-                    let out = self.out(-1);
-                    return Err(format!("timed out: {out}"));
-                }
-                Err(e) => return Err(format!("wait `{}`: {e}", self.line)),
+        match crate::procs::wait_until(&mut child, self.deadline) {
+            Ok(Some(status)) => Ok(self.out(crate::procs::exit_code(status))),
+            Ok(None) => {
+                kill_group(&mut child);
+                let out = self.out(-1);
+                Err(format!("timed out: {out}"))
             }
-        };
-        let code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Ok(self.out(code))
+            Err(e) => Err(format!("wait `{}`: {e}", self.line)),
+        }
     }
 
     /// Sends `signal` to the command (not its group).

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::{words, Cgroup};
 use super::resources::{unavailable, Plan};
+use crate::mountinfo;
 use crate::state::{replace_file, Durability};
 use crate::{Error, Result};
 
@@ -64,22 +65,22 @@ impl Hierarchy {
     }
 
     /// The cgroup2 mount as mountinfo lists it, and `own` (from /proc/self/cgroup) under it.
-    fn from_mountinfo(own: &str, mountinfo: &str) -> Result<Hierarchy> {
-        let (root, mount) = cgroup2_mount(mountinfo).ok_or_else(|| {
+    fn from_mountinfo(own: &str, text: &str) -> Result<Hierarchy> {
+        let cgroup2 = mountinfo::cgroup2(mountinfo::parse(text)).ok_or_else(|| {
             Error::FailedPrecondition(
                 "no cgroup2 filesystem is mounted (harun needs cgroup v2, at /sys/fs/cgroup \
                  or /sys/fs/cgroup/unified)"
                     .into(),
             )
         })?;
-        let rel = Path::new(own).strip_prefix(&root).map_err(|_| {
+        let (root, mount) = (&*cgroup2.root, Path::new(&*cgroup2.mount_point));
+        let rel = Path::new(own).strip_prefix(root).map_err(|_| {
             Error::FailedPrecondition(format!(
-                "harun's cgroup `{own}` is outside the cgroup2 mount at {} (root `{}`)",
+                "harun's cgroup `{own}` is outside the cgroup2 mount at {} (root `{root}`)",
                 mount.display(),
-                root.display()
             ))
         })?;
-        Ok(Hierarchy::at(mount.clone(), mount.join(rel)))
+        Ok(Hierarchy::at(mount, mount.join(rel)))
     }
 
     /// Without reading /proc/self/mountinfo (thousands of lines on a busy node): cgroup2
@@ -312,8 +313,8 @@ impl Record {
     /// Write the record into the state dir `dir` ([`RECORD_FILE`]): temp file, fsync,
     /// rename, so a crash leaves the whole record or none.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let data =
-            serde_json::to_vec(self).map_err(|e| Error::spec("cgroup record", e.to_string()))?;
+        let data = serde_json::to_vec(self)
+            .map_err(|e| Error::Internal(format!("serialize the cgroup record: {e}")))?;
         replace_file(&dir.join(RECORD_FILE), &data, Durability::Fsync)
     }
 
@@ -444,49 +445,6 @@ pub fn validate_path(path: Option<&Path>) -> Result<()> {
     }
 }
 
-/// The first cgroup2 mount in mountinfo text: (the mount's root in the hierarchy, its
-/// mount point). Mount points with spaces are `\040`-escaped.
-pub fn cgroup2_mount(mountinfo: &str) -> Option<(PathBuf, PathBuf)> {
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split(' ').next()? != "cgroup2" {
-            return None;
-        }
-        let mut f = left.split(' ');
-        let root = f.nth(3)?;
-        let mount_point = f.next()?;
-        Some((
-            PathBuf::from(unescape(root)),
-            PathBuf::from(unescape(mount_point)),
-        ))
-    })
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |a, c| a.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The cgroup v2 path in /proc/self/cgroup text (the `0::/path` line).
 pub fn own_cgroup(text: &str) -> Option<String> {
     text.lines()
@@ -512,22 +470,35 @@ mod tests {
 
     #[test]
     fn finds_the_cgroup2_mount_and_own_cgroup() {
+        let hierarchy = |own, text| Hierarchy::from_mountinfo(own, text).map_err(|e| e.to_string());
         let hybrid =
             "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
                       41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         assert_eq!(
-            cgroup2_mount(hybrid),
-            Some(("/".into(), "/sys/fs/cgroup/unified".into()))
+            hierarchy("/me", hybrid),
+            Ok(Hierarchy::at(
+                "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup/unified/me"
+            ))
         );
         let unified =
             "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
         assert_eq!(
-            cgroup2_mount(unified),
-            Some(("/".into(), "/sys/fs/cgroup".into()))
+            hierarchy("/a/b", unified),
+            Ok(Hierarchy::at("/sys/fs/cgroup", "/sys/fs/cgroup/a/b"))
         );
         let nested = "99 1 0:26 /a/b /x\\040y rw - cgroup2 none rw\n";
-        assert_eq!(cgroup2_mount(nested), Some(("/a/b".into(), "/x y".into())));
-        assert_eq!(cgroup2_mount("1 2 0:1 / / rw - ext4 /dev/sda rw\n"), None);
+        assert_eq!(
+            hierarchy("/a/b/c", nested),
+            Ok(Hierarchy::at("/x y", "/x y/c"))
+        );
+        assert_eq!(
+            hierarchy("/c", nested),
+            Err("harun's cgroup `/c` is outside the cgroup2 mount at /x y (root `/a/b`)".into())
+        );
+        assert!(hierarchy("/", "1 2 0:1 / / rw - ext4 /dev/sda rw\n")
+            .unwrap_err()
+            .starts_with("no cgroup2 filesystem is mounted"));
 
         assert_eq!(
             own_cgroup("1:cpu:/\n0::/user.slice/x.scope\n").as_deref(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use oci_spec::runtime::{LinuxResources, Spec};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources, Spec};
 use serde_json::Value;
 
 use super::{devices, events, resources, stats, Cgroup, Hierarchy, Record};
@@ -163,60 +163,16 @@ fn set_resources(spec: &mut Spec, r: LinuxResources) {
 pub fn merge(cur: &LinuxResources, new: &LinuxResources) -> LinuxResources {
     let mut out = cur.clone();
     if let Some(n) = new.memory() {
-        let mut m = cur.memory().unwrap_or_default();
-        m.set_limit(n.limit().or(m.limit()));
-        m.set_reservation(n.reservation().or(m.reservation()));
-        m.set_swap(n.swap().or(m.swap()));
-        #[allow(deprecated)]
-        m.set_kernel(n.kernel().or(m.kernel()));
-        m.set_kernel_tcp(n.kernel_tcp().or(m.kernel_tcp()));
-        m.set_swappiness(n.swappiness().or(m.swappiness()));
-        m.set_disable_oom_killer(n.disable_oom_killer().or(m.disable_oom_killer()));
-        m.set_use_hierarchy(n.use_hierarchy().or(m.use_hierarchy()));
-        m.set_check_before_update(None);
-        out.set_memory(Some(m));
+        out.set_memory(Some(merge_memory(cur.memory().unwrap_or_default(), n)));
     }
     if let Some(n) = new.cpu() {
-        let mut c = cur.cpu().clone().unwrap_or_default();
-        c.set_shares(n.shares().or(c.shares()));
-        c.set_quota(n.quota().or(c.quota()));
-        c.set_period(n.period().or(c.period()));
-        c.set_burst(n.burst().or(c.burst()));
-        c.set_idle(n.idle().or(c.idle()));
-        c.set_realtime_runtime(n.realtime_runtime().or(c.realtime_runtime()));
-        c.set_realtime_period(n.realtime_period().or(c.realtime_period()));
-        c.set_cpus(n.cpus().clone().or(c.cpus().clone()));
-        c.set_mems(n.mems().clone().or(c.mems().clone()));
-        out.set_cpu(Some(c));
+        out.set_cpu(Some(merge_cpu(cur.cpu().clone().unwrap_or_default(), n)));
     }
     if let Some(p) = new.pids() {
         out.set_pids(Some(*p));
     }
     if let Some(n) = new.block_io() {
-        let mut b = cur.block_io().clone().unwrap_or_default();
-        b.set_weight(n.weight().or(b.weight()));
-        b.set_leaf_weight(n.leaf_weight().or(b.leaf_weight()));
-        b.set_weight_device(n.weight_device().clone().or(b.weight_device().clone()));
-        b.set_throttle_read_bps_device(
-            n.throttle_read_bps_device()
-                .clone()
-                .or(b.throttle_read_bps_device().clone()),
-        );
-        b.set_throttle_write_bps_device(
-            n.throttle_write_bps_device()
-                .clone()
-                .or(b.throttle_write_bps_device().clone()),
-        );
-        b.set_throttle_read_iops_device(
-            n.throttle_read_iops_device()
-                .clone()
-                .or(b.throttle_read_iops_device().clone()),
-        );
-        b.set_throttle_write_iops_device(
-            n.throttle_write_iops_device()
-                .clone()
-                .or(b.throttle_write_iops_device().clone()),
-        );
+        let b = merge_block_io(cur.block_io().clone().unwrap_or_default(), n);
         out.set_block_io(Some(b));
     }
     if new.hugepage_limits().is_some() {
@@ -237,6 +193,57 @@ pub fn merge(cur: &LinuxResources, new: &LinuxResources) -> LinuxResources {
         out.set_devices(new.devices().clone());
     }
     out
+}
+
+fn merge_memory(mut m: LinuxMemory, n: &LinuxMemory) -> LinuxMemory {
+    m.set_limit(n.limit().or(m.limit()));
+    m.set_reservation(n.reservation().or(m.reservation()));
+    m.set_swap(n.swap().or(m.swap()));
+    #[allow(deprecated)]
+    m.set_kernel(n.kernel().or(m.kernel()));
+    m.set_kernel_tcp(n.kernel_tcp().or(m.kernel_tcp()));
+    m.set_swappiness(n.swappiness().or(m.swappiness()));
+    m.set_disable_oom_killer(n.disable_oom_killer().or(m.disable_oom_killer()));
+    m.set_use_hierarchy(n.use_hierarchy().or(m.use_hierarchy()));
+    m.set_check_before_update(None);
+    m
+}
+
+fn merge_cpu(mut c: LinuxCpu, n: &LinuxCpu) -> LinuxCpu {
+    c.set_shares(n.shares().or(c.shares()));
+    c.set_quota(n.quota().or(c.quota()));
+    c.set_period(n.period().or(c.period()));
+    c.set_burst(n.burst().or(c.burst()));
+    c.set_idle(n.idle().or(c.idle()));
+    c.set_realtime_runtime(n.realtime_runtime().or(c.realtime_runtime()));
+    c.set_realtime_period(n.realtime_period().or(c.realtime_period()));
+    c.set_cpus(n.cpus().clone().or(c.cpus().clone()));
+    c.set_mems(n.mems().clone().or(c.mems().clone()));
+    c
+}
+
+fn merge_block_io(mut b: LinuxBlockIo, n: &LinuxBlockIo) -> LinuxBlockIo {
+    let or = |new: &Option<Vec<_>>, old: &Option<Vec<_>>| new.clone().or(old.clone());
+    b.set_weight(n.weight().or(b.weight()));
+    b.set_leaf_weight(n.leaf_weight().or(b.leaf_weight()));
+    b.set_weight_device(n.weight_device().clone().or(b.weight_device().clone()));
+    b.set_throttle_read_bps_device(or(
+        n.throttle_read_bps_device(),
+        b.throttle_read_bps_device(),
+    ));
+    b.set_throttle_write_bps_device(or(
+        n.throttle_write_bps_device(),
+        b.throttle_write_bps_device(),
+    ));
+    b.set_throttle_read_iops_device(or(
+        n.throttle_read_iops_device(),
+        b.throttle_read_iops_device(),
+    ));
+    b.set_throttle_write_iops_device(or(
+        n.throttle_write_iops_device(),
+        b.throttle_write_iops_device(),
+    ));
+    b
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ fn hugetlb_stats(cg: &Cgroup) -> Result<Value> {
         })
         .filter(|s| !s.contains('.'))
         .collect();
-    sizes.sort();
+    sizes.sort_unstable();
     for size in sizes {
         let usage = cg
             .read_opt(&format!("hugetlb.{size}.current"))?

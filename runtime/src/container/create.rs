@@ -2,12 +2,12 @@
 //! protocol, record the state. A failure leaves nothing behind.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use nix::sys::signal::Signal;
+use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::{mkfifo, Pid};
 
 use crate::hooks::{self, Stage};
@@ -17,10 +17,11 @@ use crate::process::channel::{self, Action, Expect, FromInit, ToInit};
 use crate::process::clone::{clone_pidfd_into, Forked};
 use crate::process::exec_fifo;
 use crate::process::init::{self, InitArgs};
+use crate::process::{self, single_thread};
 use crate::rootfs::{host, overlay};
 use crate::spec::{self, Bundle};
 use crate::state::{self, LockedDir, State, StateRoot, Status, EXEC_FIFO};
-use crate::{cgroups, console, idmap, procfs, time, timens, Error, Result};
+use crate::{cgroups, console, idmap, procfs, time, timens, Error, Result, Warning};
 use oci_spec::runtime::LinuxNamespaceType;
 
 /// Where a terminal's pty master goes.
@@ -94,9 +95,16 @@ pub struct Created {
     pub pidfd: PidFd,
     /// The pty master, for [`Console::Internal`].
     pub console_master: Option<OwnedFd>,
+    /// Capabilities the process does not get, notes on its seccomp filter.
+    pub warnings: Vec<Warning>,
 }
 
+/// Create the container `opts.id`: on success its init waits for `start`.
+///
+/// Clones: the calling process must be single-threaded, or this fails with
+/// [`Error::MultiThreaded`] before doing anything (process/single_thread.rs).
 pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
+    single_thread::ensure("create")?;
     state::validate_id(opts.id)?;
     let mut bundle = spec::load_with(opts.bundle, |spec| opts.process.apply(spec))?;
     let overlay = overlay::plan(&bundle, &opts.overlay, &root.dir(opts.id))?;
@@ -137,7 +145,16 @@ pub fn create(root: &StateRoot, opts: &CreateOptions<'_>) -> Result<Created> {
         }
     };
     match create_in(&dir, &bundle, opts, console, overlay.as_ref(), &cgroup) {
-        Ok(created) => Ok(created),
+        Ok(mut created) => {
+            let process = bundle.spec.process().as_ref();
+            created
+                .warnings
+                .extend(process.into_iter().flat_map(Warning::of_capabilities));
+            created
+                .warnings
+                .extend(Warning::of_seccomp(bundle.seccomp.as_ref()));
+            Ok(created)
+        }
         Err(e) => {
             // Best effort: the original error is what the user needs. Removing the cgroup
             // also kills whatever the init left in it.
@@ -211,6 +228,9 @@ pub(super) fn console_ends(terminal: bool, console: Console<'_>) -> Result<Conso
     }
 }
 
+/// What `create` does once the state dir and cgroup exist: the exec fifo, the overlay's
+/// dirs, the clone, the protocol until the init is ready, the state. A failure here is
+/// cleaned up by the caller.
 fn create_in(
     dir: &LockedDir,
     bundle: &Bundle,
@@ -219,12 +239,7 @@ fn create_in(
     overlay: Option<&overlay::Plan>,
     cgroup: &cgroups::Setup,
 ) -> Result<Created> {
-    let fifo = dir.path().join(EXEC_FIFO);
-    mkfifo(&fifo, Mode::from_bits_truncate(0o622))
-        .map_err(|e| Error::sys(format!("mkfifo `{}`", fifo.display()))(e))?;
-    // Not subject to the umask: an init in a user namespace is not root on the host.
-    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
-        .map_err(Error::io("chmod", &fifo))?;
+    let fifo = make_exec_fifo(dir.path())?;
     // Upper and work dirs; new persistent ones are removed again if create fails.
     let overlay_dirs = overlay.map(overlay::Plan::make_dirs).transpose()?;
     let close_now: Vec<_> = std::iter::once(dir.lock_fd())
@@ -233,48 +248,22 @@ fn create_in(
     // The init's only hold on the host while it waits for `start` (no directory fd).
     let fifo_fd = exec_fifo::open_for_init(&fifo)?;
     let (ours, theirs) = channel::pair()?;
-    // Children are born in the pid namespace to join and the new time namespace while these
-    // guards live; they restore the parent on drop. The child must not run their Drop.
-    let pidns = PidForChildren::enter(&bundle.plan)?;
-    let timens = timens::ForChildren::enter(&bundle.spec, &bundle.plan)?;
-    // The time namespace is the parent's to make (offsets are written before the init
-    // enters it); every other new namespace comes with the clone.
-    let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
-    // SAFETY: the harun CLI is single-threaded (no thread is ever spawned before create).
-    let (forked, placed) = unsafe { clone_pidfd_into(flags, Some(cgroup.cgroup.as_fd()))? };
-    let (pid, pidfd) = match forked {
-        Forked::Child => {
-            std::mem::forget(pidns);
-            std::mem::forget(timens);
-            init::run(InitArgs {
-                spec: &bundle.spec,
-                bundle: &bundle.dir,
-                rootfs: &bundle.rootfs,
-                plan: &bundle.plan,
-                no_pivot: opts.no_pivot,
-                preserve_fds: opts.preserve_fds,
-                fifo: fifo_fd.as_raw_fd(),
-                close_now: &close_now,
-                parent_end: ours.as_raw_fd(),
-                channel: &theirs,
-                console: console_init.as_ref(),
-                seccomp: bundle.seccomp.as_ref(),
-                overlay,
-            })
-        }
-        Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
+    let init = InitArgs {
+        spec: &bundle.spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        plan: &bundle.plan,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        fifo: fifo_fd.as_raw_fd(),
+        close_now: &close_now,
+        parent_end: ours.as_raw_fd(),
+        channel: &theirs,
+        console: console_init.as_ref(),
+        seccomp: bundle.seccomp.as_ref(),
+        overlay,
     };
-    crate::trace!("cloned the init: pid {pid} (born in its cgroup: {placed})");
-    if !placed {
-        // The init has not talked to us yet, so it has made no process of its own.
-        if let Err(e) = cgroup.cgroup.add_proc(pid) {
-            let _ = pidfd.signal(libc::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
-            return Err(e);
-        }
-    }
-    drop(timens);
-    drop(pidns);
+    let (pid, pidfd) = clone_init(bundle, cgroup, init)?;
     drop(theirs);
     drop(console_init);
     drop(fifo_fd);
@@ -292,25 +281,7 @@ fn create_in(
         config: bundle.spec.clone(),
         cgroup: Some(cgroup.record.clone()),
     };
-    if let Err(e) = follow_init(&ours, &st, bundle) {
-        // The channel closing (EOF, EPIPE) means the init died: its death is the cause.
-        let died = matches!(&e, Error::Init(m) if m.starts_with("exited before"))
-            || matches!(
-                e.errno(),
-                Some(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET)
-            );
-        // Harmless if it is dead already: a zombie keeps the status it died with.
-        let _ = pidfd.signal(libc::SIGKILL);
-        let status = waitpid(Pid::from_raw(pid), None);
-        let oom_killed = || {
-            let events = cgroup.cgroup.keyed("memory.events").ok().flatten();
-            events.is_some_and(|m| m.get("oom_kill").is_some_and(|&n| n > 0))
-        };
-        return Err(match status {
-            Ok(ws) if died => init_death(ws, oom_killed()).map(Error::Init).unwrap_or(e),
-            _ => e,
-        });
-    }
+    await_ready(&ours, &st, bundle, &pidfd, cgroup)?;
     crate::trace!("the init is ready");
     let master = match console_ours {
         Some(sock) => Some(console::recv_fd(sock.as_raw_fd())?),
@@ -327,35 +298,98 @@ fn create_in(
         state: st,
         pidfd,
         console_master: master,
+        warnings: Vec::new(),
     })
 }
 
-/// Run the parent side of the init protocol until the init is ready.
-/// Why the init died before it was ready, in words; `None` when its status does not tell
-/// (killed by SIGKILL, ours or the kernel's, without an OOM kill in the cgroup).
-fn init_death(status: WaitStatus, oom_killed: bool) -> Option<String> {
-    let how = match status {
-        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
-        WaitStatus::Signaled(_, Signal::SIGKILL, _) if oom_killed => {
-            "was killed by the kernel's OOM killer (linux.resources.memory.limit is too low \
-             for the container to start)"
-                .to_string()
-        }
-        WaitStatus::Signaled(_, Signal::SIGKILL, _) => return None,
-        WaitStatus::Signaled(_, sig, _) => format!("was killed by {sig}"),
-        _ => return None,
-    };
-    Some(format!("the init {how} before it was ready"))
+/// exec.fifo in the state dir, writable by anyone: an init in a user namespace is not root
+/// on the host.
+fn make_exec_fifo(state_dir: &Path) -> Result<PathBuf> {
+    let fifo = state_dir.join(EXEC_FIFO);
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::sys(format!("mkfifo `{}`", fifo.display()))(e))?;
+    // Not subject to the umask.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(Error::io("chmod", &fifo))?;
+    Ok(fifo)
 }
 
+/// Clone the init into its new namespaces, born in its cgroup (or moved there before it
+/// does anything), and run `init` in the child. Returns the init's pid and pidfd.
+fn clone_init(
+    bundle: &Bundle,
+    cgroup: &cgroups::Setup,
+    init: InitArgs<'_>,
+) -> Result<(i32, PidFd)> {
+    // Children are born in the pid namespace to join and the new time namespace while these
+    // guards live; they restore the parent on drop. The child must not run their Drop.
+    let pidns = PidForChildren::enter(&bundle.plan)?;
+    let timens = timens::ForChildren::enter(&bundle.spec, &bundle.plan)?;
+    // The time namespace is the parent's to make (offsets are written before the init
+    // enters it); every other new namespace comes with the clone.
+    let flags = bundle.plan.new - namespaces::flag(LinuxNamespaceType::Time);
+    // SAFETY: `create` checked first thing that this process has a single thread, and
+    // nothing since has started one.
+    let (forked, placed) = unsafe { clone_pidfd_into(flags, Some(cgroup.cgroup.as_fd()))? };
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            std::mem::forget(pidns);
+            std::mem::forget(timens);
+            init::run(init)
+        }
+        Forked::Parent { pid, pidfd } => (pid, PidFd::from_owned(pidfd, pid)),
+    };
+    crate::trace!("cloned the init: pid {pid} (born in its cgroup: {placed})");
+    if !placed {
+        // The init has not talked to us yet, so it has made no process of its own.
+        if let Err(e) = cgroup.cgroup.add_proc(pid) {
+            let _ = pidfd.signal(libc::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            return Err(e);
+        }
+    }
+    Ok((pid, pidfd))
+}
+
+/// Follow the init until it is ready. On a failure kill and reap it; when it had died,
+/// the error says how ([`Error::Ended`]).
+fn await_ready(
+    ch: &channel::Channel,
+    st: &State,
+    bundle: &Bundle,
+    pidfd: &PidFd,
+    cgroup: &cgroups::Setup,
+) -> Result<()> {
+    let Err(e) = follow_init(ch, st, bundle) else {
+        return Ok(());
+    };
+    // Harmless if it is dead already: a zombie keeps the status it died with.
+    let _ = pidfd.signal(libc::SIGKILL);
+    let status = waitpid(Pid::from_raw(st.pid), None);
+    Err(match (e, status) {
+        // The channel closed: the init died, and how is the cause.
+        (Error::Ended { process, .. }, Ok(ws)) => {
+            let events = cgroup.cgroup.keyed("memory.events").ok().flatten();
+            let oom_killed = events.is_some_and(|m| m.get("oom_kill").is_some_and(|&n| n > 0));
+            Error::Ended {
+                process,
+                how: process::ended_how(ws, oom_killed),
+            }
+        }
+        (e, _) => e,
+    })
+}
+
+/// Run the parent side of the init protocol until the init is ready. The init dying on the
+/// way is [`Error::Ended`] (how it died is for the caller to find out).
 fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()> {
     if bundle.plan.is_new(LinuxNamespaceType::User) {
         idmap::write_maps(st.pid, &bundle.spec)?;
-        ch.send(&ToInit::Mapped)?;
+        ch.send(&ToInit::Mapped).map_err(died)?;
     }
     let mut expect = Expect::RuntimeHooks;
     loop {
-        let msg: Option<FromInit> = ch.recv()?;
+        let msg: Option<FromInit> = ch.recv().map_err(died)?;
         let (next, action) = expect.next(msg);
         expect = next;
         match action {
@@ -364,10 +398,30 @@ fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()>
                 for stage in [Stage::Prestart, Stage::CreateRuntime] {
                     hooks::run(stage, stage.hooks(&bundle.spec), state_json.as_bytes())?;
                 }
-                ch.send(&ToInit::Continue { state: state_json })?;
+                ch.send(&ToInit::Continue { state: state_json })
+                    .map_err(died)?;
             }
             Action::Finish => return Ok(()),
-            Action::Fail(m) => return Err(Error::Init(m)),
+            failed => return Err(failed.error().unwrap_or_else(died_error)),
         }
+    }
+}
+
+/// A send or receive on the channel that failed because the init's end is gone (EPIPE,
+/// ECONNRESET): the init died.
+fn died(e: Error) -> Error {
+    match e {
+        Error::Sys {
+            errno: Errno::EPIPE | Errno::ECONNRESET,
+            ..
+        } => died_error(),
+        other => other,
+    }
+}
+
+fn died_error() -> Error {
+    Error::Ended {
+        process: channel::INIT,
+        how: None,
     }
 }

@@ -2,10 +2,9 @@
 //! enters). The process comes from a full OCI process JSON (`--process FILE`, what containerd
 //! writes) or from flags on top of the container's own process, as runc builds it.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -17,10 +16,11 @@ use crate::pidfd::PidFd;
 use crate::process::channel;
 use crate::process::clone::{clone_pidfd, Forked};
 use crate::process::joiner::{self, FromJoiner, JoinArgs};
+use crate::process::{self, single_thread};
 use crate::security::seccomp::Filter;
 use crate::security::user;
 use crate::state::{self, State, StateRoot, Status};
-use crate::{console, spec, Error, Result};
+use crate::{console, spec, Error, Result, Warning};
 
 #[derive(Debug)]
 pub struct ExecOptions<'a> {
@@ -36,6 +36,8 @@ pub struct ExecOptions<'a> {
 pub struct Execed {
     pub pidfd: PidFd,
     pub console_master: Option<OwnedFd>,
+    /// Capabilities the process does not get, notes on its seccomp filter.
+    pub warnings: Vec<Warning>,
 }
 
 /// exec's flags, for building the process the way runc does without `--process`.
@@ -162,7 +164,12 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
+/// Start `opts.process` in the running (or created) container `opts.id`.
+///
+/// Clones: the calling process must be single-threaded, or this fails with
+/// [`Error::MultiThreaded`] before doing anything (process/single_thread.rs).
 pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
+    single_thread::ensure("exec")?;
     let st = root.read(opts.id)?;
     let status = st.status(&root.dir(opts.id));
     if !matches!(status, Status::Created | Status::Running) {
@@ -208,9 +215,13 @@ pub fn exec(root: &StateRoot, opts: ExecOptions<'_>) -> Result<Execed> {
     if let Some(p) = opts.pid_file {
         state::write_file_atomic(p, pid.to_string().as_bytes())?;
     }
+    let warnings = Warning::of_capabilities(&opts.process)
+        .chain(Warning::of_seccomp(seccomp.as_ref()))
+        .collect();
     Ok(Execed {
         pidfd,
         console_master: master,
+        warnings,
     })
 }
 
@@ -228,14 +239,16 @@ pub(super) struct Spawn<'a> {
 
 /// Start a process in the container whose init is `init` (see process/joiner.rs): our child,
 /// in every namespace and the cgroup of the container, set up by `finish`. Returns its host
-/// pid and pidfd once it has exec'd, or the failure it reported.
+/// pid and pidfd once it has exec'd, or the failure it reported. Clones: the callers
+/// (`exec`, `start`'s hooks) have checked that the process is single-threaded.
 pub(super) fn spawn(st: &State, init: &PidFd, s: Spawn<'_>) -> Result<(i32, PidFd)> {
     // CVE-2019-5736 class: no process in the container may open our /proc/PID/exe.
     nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))?;
     let (ours, theirs) = channel::pair()?;
-    let init_fd = dup_owned(init)?;
+    let init_fd = init.try_clone()?;
     let namespaces = container_namespaces(&st.config);
-    // SAFETY: the harun CLI (and the supervisor) is single-threaded.
+    // SAFETY: both callers (`exec`, `start` before its hooks) checked that this process has
+    // a single thread (single_thread::ensure), and nothing since has started one.
     match unsafe { clone_pidfd(CloneFlags::empty())? } {
         Forked::Child => joiner::run(JoinArgs {
             init_pidfd: &init_fd,
@@ -260,48 +273,33 @@ pub(super) fn spawn(st: &State, init: &PidFd, s: Spawn<'_>) -> Result<(i32, PidF
 
 /// Read until both the joiner and the process have closed the channel (the joiner exits, the
 /// process execs or dies): the joiner's Pid and the process's Error can come in either order.
-/// Reap the joiner, and the process too when it failed.
+/// Reap the joiner, and the process too when it failed. A failure comes back with its kind
+/// and errno ([`Error::InContainer`]).
 fn follow_joiner(ch: &channel::Channel, joiner: i32) -> Result<(i32, PidFd)> {
     let (mut pid, mut error) = (None, None);
     while let Some(msg) = ch.recv::<FromJoiner>()? {
         match msg {
             FromJoiner::Pid(p) => pid = Some(p),
-            FromJoiner::Error(m) => error = error.or(Some(m)),
+            FromJoiner::Error(r) => error = error.or(Some(r)),
         }
     }
-    let _ = waitpid(Pid::from_raw(joiner), None);
+    let joiner_status = waitpid(Pid::from_raw(joiner), None);
     match (pid, error) {
-        (Some(p), None) => Ok((p, open_child_pidfd(p)?)),
-        (Some(p), Some(m)) => {
+        // Our child, not waited for: the pid is its own.
+        (Some(p), None) => Ok((p, PidFd::open(p)?)),
+        (Some(p), Some(r)) => {
             // Our child (CLONE_PARENT): reap it, or it lingers as a zombie in the container.
             let _ = waitpid(Pid::from_raw(p), None);
-            Err(Error::Init(m))
+            Err(Error::InContainer(Box::new(r)))
         }
-        (None, Some(m)) => Err(Error::Init(m)),
-        (None, None) => Err(Error::Init(
-            "the joining process exited without a word".into(),
-        )),
+        (None, Some(r)) => Err(Error::InContainer(Box::new(r))),
+        (None, None) => Err(Error::Ended {
+            process: "the process joining the container",
+            how: joiner_status
+                .ok()
+                .and_then(|ws| process::ended_how(ws, false)),
+        }),
     }
-}
-
-fn open_child_pidfd(pid: i32) -> Result<PidFd> {
-    // SAFETY: pidfd_open takes a pid and flags; no pointers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(Error::sys(format!("pidfd_open {pid}"))(Errno::last()));
-    }
-    // SAFETY: a fresh fd from the kernel.
-    Ok(PidFd::from_owned(
-        unsafe { OwnedFd::from_raw_fd(fd as i32) },
-        pid,
-    ))
-}
-
-fn dup_owned(p: &PidFd) -> Result<OwnedFd> {
-    use std::os::fd::AsFd;
-    p.as_fd()
-        .try_clone_to_owned()
-        .map_err(Error::io("dup", "pidfd"))
 }
 
 /// Every namespace type the container's config lists (new or joined): the init is in each.

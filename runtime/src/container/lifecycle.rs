@@ -15,7 +15,7 @@ use crate::pidfd::PidFd;
 use crate::process::exec_fifo::{self, Word};
 use crate::rootfs::host;
 use crate::state::{LockedDir, State, StateRoot, Status, EXEC_FIFO};
-use crate::{cgroups, Error, Result};
+use crate::{cgroups, Error, Result, Warning};
 
 /// How long `delete --force` / `kill`-then-delete waits for the init to die after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -34,7 +34,7 @@ fn mark_stop(dir: &LockedDir, signal: i32) {
 /// What `start` did; poststart hook failures are warnings, not errors.
 #[derive(Debug)]
 pub struct Started {
-    pub warnings: Vec<Error>,
+    pub warnings: Vec<Warning>,
 }
 
 /// The OCI state of a container, with its current status.
@@ -76,6 +76,10 @@ fn is_other(own: Option<&State>, st: &State) -> bool {
 }
 
 /// Let a created container's init exec the user process (exec.fifo handshake).
+///
+/// With startContainer hooks it clones (it runs them as `exec` runs a process): the calling
+/// process must then be single-threaded, or this fails with [`Error::MultiThreaded`] and
+/// leaves the container as it was (process/single_thread.rs).
 pub fn start(root: &StateRoot, id: &str) -> Result<Started> {
     start_which(root, id, None)
 }
@@ -94,6 +98,7 @@ fn start_which(root: &StateRoot, id: &str, own: Option<&State>) -> Result<Starte
             "cannot start container `{id}`: it is {status}, not created"
         )));
     }
+    start_hooks::ensure_single_thread(&st)?;
     let pidfd = PidFd::open_checked(st.pid, st.init_start_time)?
         .ok_or_else(|| Error::FailedPrecondition(format!("container `{id}` init has exited")))?;
     crate::trace!("start `{id}`: init pid {}", st.pid);
@@ -155,11 +160,11 @@ fn release_init(dir: &LockedDir, pidfd: &PidFd) -> Result<()> {
         match exec_fifo::parse(&read, eof) {
             Word::Pending => {}
             Word::Go => break,
-            Word::Failed(msg) => {
-                let _ = fs::remove_file(&path);
-                return Err(Error::Init(msg));
-            }
             Word::Died => return Err(init_exited()),
+            failed => {
+                let _ = fs::remove_file(&path);
+                return Err(failed.error().unwrap_or_else(init_exited));
+            }
         }
         // Keep only what parse needs: the filler is not.
         if read.iter().all(|&b| b == exec_fifo::FILLER) {
@@ -252,13 +257,13 @@ fn pids_in_namespace(ns: &std::path::Path) -> Vec<i32> {
 ///
 /// Crashes and races (`state`'s module doc): the dir is the one locked, checked in place;
 /// what a killed create or delete left is found through the records in it.
-pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Warning>> {
     delete_which(root, id, force, None)
 }
 
 /// [`delete`] of the container `created` made (for `run`, after its container exited or
 /// its start failed): nothing to do when that one is gone, whatever else has the ID now.
-pub fn delete_own(root: &StateRoot, created: &State, force: bool) -> Result<Vec<Error>> {
+pub fn delete_own(root: &StateRoot, created: &State, force: bool) -> Result<Vec<Warning>> {
     match delete_which(root, &created.id, force, Some(created)) {
         Err(Error::NotFound(_)) => Ok(Vec::new()),
         other => other,
@@ -270,7 +275,7 @@ fn delete_which(
     id: &str,
     force: bool,
     own: Option<&State>,
-) -> Result<Vec<Error>> {
+) -> Result<Vec<Warning>> {
     root.remove_stale();
     let dir = match root.lock(id) {
         Err(Error::NotFound(_)) if force => return Ok(Vec::new()),

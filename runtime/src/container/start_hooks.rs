@@ -17,13 +17,24 @@ use nix::fcntl::OFlag;
 use oci_spec::runtime::{Hook, Process};
 
 use super::exec::{self, Spawn};
-use crate::hooks::{self, Spawned, Stage};
+use crate::hooks::{self, HookFailure, Spawned, Stage};
 use crate::pidfd::PidFd;
+use crate::process::single_thread;
 use crate::security::seccomp::Filter;
 use crate::state::{State, Status};
 use crate::{Error, Result};
 
+/// Running the hooks clones (as `exec` does): with hooks to run, the process must be
+/// single-threaded. `start` checks it before it touches the container.
+pub(super) fn ensure_single_thread(st: &State) -> Result<()> {
+    match Stage::StartContainer.hooks(&st.config) {
+        [] => Ok(()),
+        _ => single_thread::ensure("start (startContainer hooks)"),
+    }
+}
+
 /// Run the container's startContainer hooks in order; the first failure is the error.
+/// [`ensure_single_thread`] first.
 pub(super) fn run(st: &State, init: &PidFd) -> Result<()> {
     let list = Stage::StartContainer.hooks(&st.config);
     if list.is_empty() {
@@ -51,9 +62,9 @@ fn spawn(
     process: &Process,
     hook: &Hook,
     seccomp: Option<&Filter>,
-) -> std::result::Result<Spawned, String> {
-    let (read, write): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe for stdin: {e}"))?;
+) -> std::result::Result<Spawned, HookFailure> {
+    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| HookFailure::Failed(Box::new(Error::sys("pipe for the hook's stdin")(e))))?;
     let spawn = Spawn {
         process,
         program: Some(hook.path()),
@@ -62,10 +73,11 @@ fn spawn(
         preserve_fds: 0,
         seccomp,
     };
-    let (pid, pidfd) = exec::spawn(st, init, spawn).map_err(|e| format!("cannot execute: {e}"))?;
+    let (pid, pidfd) =
+        exec::spawn(st, init, spawn).map_err(|e| HookFailure::StartInContainer(Box::new(e)))?;
     Ok(Spawned {
         pid,
-        pidfd: pidfd.into_owned(),
+        pidfd,
         stdin: write,
     })
 }

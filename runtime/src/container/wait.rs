@@ -167,7 +167,7 @@ pub fn wait_foreground(
             return match status {
                 WaitStatus::Exited(_, c) => Ok(ExitCode::Exited(c)),
                 WaitStatus::Signaled(_, s, _) => Ok(ExitCode::Signaled(s as i32)),
-                other => Err(Error::Init(format!("unexpected wait status {other:?}"))),
+                other => Err(Error::Internal(format!("unexpected wait status {other:?}"))),
             };
         }
     }

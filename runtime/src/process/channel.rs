@@ -1,4 +1,5 @@
-//! The parent <-> init conversation during create, over a SOCK_SEQPACKET socketpair.
+//! The parent <-> init conversation during create, over a SOCK_SEQPACKET socketpair. (The
+//! init's steps around it: process/init.rs.)
 //!
 //! The order is fixed and checked on the parent side by [`Expect::next`], a pure state
 //! machine with unit tests:
@@ -12,8 +13,12 @@
 //!  (terminal: pty master over the console socket)
 //!                       --Ready-->         write state.json + pid file, return
 //!  wait on exec.fifo for `start`
-//! any step failing      --Error(msg)-->    kill + reap init, clean up, report msg
+//! any step failing      --Error(report)--> kill + reap init, clean up, return the error
+//!  (dies)               EOF                kill + reap init, say how it died
 //! ```
+//!
+//! A failure crosses as a [`Reported`] (kind, errno, field, text), so `create` returns the
+//! init's error with its kind and errno ([`Error::InContainer`]), not only its words.
 //!
 //! A message is JSON, sent as one or more packets (see [`PACKET`]): `Continue` carries the
 //! state, whose annotations alone may be a few MiB.
@@ -24,6 +29,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Reported;
 use crate::{Error, Result};
 
 /// Messages from the init.
@@ -33,8 +39,8 @@ pub enum FromInit {
     RuntimeHooks,
     /// Everything is set up; init now waits for `start`.
     Ready,
-    /// A step failed: the real cause, for the user.
-    Error(String),
+    /// A step failed: the real cause.
+    Error(Reported),
 }
 
 /// Messages to the init.
@@ -60,38 +66,48 @@ pub enum Expect {
 pub enum Action {
     RunRuntimeHooks,
     Finish,
-    Fail(String),
+    /// The init failed and said why.
+    Failed(Reported),
+    /// The channel closed before the init was ready: it died (its exit status says how).
+    Died,
+    /// A message out of order: a bug of harun's.
+    OutOfOrder(String),
 }
+
+impl Action {
+    /// The error for a failing action (`Died`: not yet knowing how).
+    pub fn error(self) -> Option<Error> {
+        match self {
+            Action::RunRuntimeHooks | Action::Finish => None,
+            Action::Failed(r) => Some(Error::InContainer(Box::new(r))),
+            Action::Died => Some(Error::Ended {
+                process: INIT,
+                how: None,
+            }),
+            Action::OutOfOrder(m) => Some(Error::Internal(format!("init channel: {m}"))),
+        }
+    }
+}
+
+/// What [`Error::Ended`] calls the init.
+pub const INIT: &str = "the init";
 
 impl Expect {
     /// The protocol: anything out of order is a failure naming what came instead.
     pub fn next(self, msg: Option<FromInit>) -> (Expect, Action) {
-        match (self, msg) {
-            (_, Some(FromInit::Error(m))) => (Expect::Done, Action::Fail(m)),
+        let action = match (self, msg) {
+            (_, Some(FromInit::Error(r))) => Action::Failed(r),
             (Expect::RuntimeHooks, Some(FromInit::RuntimeHooks)) => {
-                (Expect::Ready, Action::RunRuntimeHooks)
+                return (Expect::Ready, Action::RunRuntimeHooks)
             }
-            (Expect::Ready, Some(FromInit::Ready)) => (Expect::Done, Action::Finish),
-            (Expect::Done, m) => (
-                Expect::Done,
-                Action::Fail(format!("unexpected message after ready: {m:?}")),
-            ),
-            (want, None) => (
-                Expect::Done,
-                Action::Fail(format!(
-                    "exited before it was {}",
-                    if want == Expect::RuntimeHooks {
-                        "ready for hooks"
-                    } else {
-                        "ready"
-                    }
-                )),
-            ),
-            (want, Some(got)) => (
-                Expect::Done,
-                Action::Fail(format!("protocol error: expected {want:?}, got {got:?}")),
-            ),
-        }
+            (Expect::Ready, Some(FromInit::Ready)) => Action::Finish,
+            (Expect::Done, m) => {
+                Action::OutOfOrder(format!("unexpected message after ready: {m:?}"))
+            }
+            (_, None) => Action::Died,
+            (want, Some(got)) => Action::OutOfOrder(format!("expected {want:?}, got {got:?}")),
+        };
+        (Expect::Done, action)
     }
 }
 
@@ -153,7 +169,7 @@ impl Channel {
         msg: &T,
         mut send_one: impl FnMut(&[u8]) -> nix::Result<usize>,
     ) -> Result<()> {
-        let data = serde_json::to_vec(msg).map_err(|e| Error::Init(e.to_string()))?;
+        let data = serde_json::to_vec(msg).map_err(|e| Error::Internal(e.to_string()))?;
         let mut packet = Vec::with_capacity(PACKET.min(data.len()) + 1);
         let mut parts = data.chunks(PACKET).peekable();
         while let Some(part) = parts.next() {
@@ -164,7 +180,7 @@ impl Channel {
                 match send_one(&packet) {
                     Ok(n) if n == packet.len() => break,
                     Ok(n) => {
-                        return Err(Error::Init(format!(
+                        return Err(Error::Internal(format!(
                             "short send on the init channel: {n} of {} bytes",
                             packet.len()
                         )))
@@ -212,7 +228,7 @@ impl Channel {
 }
 
 fn bad_message(what: String) -> Error {
-    Error::Init(format!("bad message on the init channel: {what}"))
+    Error::Internal(format!("bad message on the init channel: {what}"))
 }
 
 #[cfg(test)]
@@ -231,36 +247,82 @@ mod tests {
         for (at, msg, to, act) in ok {
             assert_eq!(at.next(Some(msg)), (to, act));
         }
+        let eperm = Error::sys("mount `/proc`")(Errno::EPERM).report();
+        let out_of_order = |m: &str| OutOfOrder(m.into());
         let fails = [
             (
                 E::RuntimeHooks,
                 Some(M::Ready),
-                "expected RuntimeHooks, got Ready",
+                out_of_order("expected RuntimeHooks, got Ready"),
             ),
             (
                 E::Ready,
                 Some(M::RuntimeHooks),
-                "expected Ready, got RuntimeHooks",
+                out_of_order("expected Ready, got RuntimeHooks"),
+            ),
+            (E::RuntimeHooks, None, Died),
+            (E::Ready, None, Died),
+            (
+                E::Ready,
+                Some(M::Error(eperm.clone())),
+                Failed(eperm.clone()),
             ),
             (
                 E::RuntimeHooks,
-                None,
-                "exited before it was ready for hooks",
+                Some(M::Error(eperm.clone())),
+                Failed(eperm),
             ),
-            (E::Ready, None, "exited before it was ready"),
             (
-                E::Ready,
-                Some(M::Error("mount `/proc`: EPERM".into())),
-                "mount `/proc`: EPERM",
+                E::Done,
+                Some(M::Ready),
+                out_of_order("unexpected message after ready: Some(Ready)"),
             ),
-            (E::Done, Some(M::Ready), "unexpected message after ready"),
         ];
         for (at, msg, want) in fails {
-            match at.next(msg.clone()) {
-                (E::Done, Fail(m)) => assert!(m.contains(want), "{at:?} {msg:?}: {m}"),
-                other => panic!("{at:?} {msg:?}: {other:?}"),
-            }
+            assert_eq!(at.next(msg.clone()), (E::Done, want), "{at:?} {msg:?}");
         }
+    }
+
+    /// What `create` returns for each failing action: the init's error with its kind, errno
+    /// and field; a death; a bug.
+    #[test]
+    fn failing_actions_become_errors_of_their_kind() {
+        use crate::ErrorKind;
+        let spec = Error::spec("process.args[0]", "`x`: executable file not found in $PATH");
+        let e = Action::Failed(spec.report()).error().unwrap();
+        assert_eq!((e.kind(), e.errno()), (ErrorKind::InvalidInput, None));
+        assert_eq!(e.field(), Some("process.args[0]"));
+        assert_eq!(
+            e.to_string(),
+            "in the container: process.args[0]: `x`: executable file not found in $PATH"
+        );
+        let sys = Error::sys("mount `/proc`")(Errno::EPERM).context("mounts[1]");
+        let e = Action::Failed(sys.report()).error().unwrap();
+        assert_eq!(
+            (e.kind(), e.errno()),
+            (ErrorKind::System, Some(Errno::EPERM))
+        );
+        assert_eq!(
+            e.to_string(),
+            "in the container: mounts[1]: mount `/proc`: EPERM: Operation not permitted"
+        );
+        // Reported again (an exec'd startContainer hook's error inside another): one prefix.
+        assert_eq!(e.report().message, sys.to_string());
+        let e = Action::Died.error().unwrap();
+        assert!(matches!(e, Error::Ended { how: None, .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "in the container: the init ended before it was ready"
+        );
+        let e = Action::OutOfOrder("expected Ready, got RuntimeHooks".into())
+            .error()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(
+            e.to_string(),
+            "internal error: init channel: expected Ready, got RuntimeHooks"
+        );
+        assert!(Action::Finish.error().is_none());
     }
 
     /// Messages of any size a config can make cross in packets (64 KiB of annotations was
@@ -324,11 +386,9 @@ mod tests {
     #[test]
     fn messages_cross_the_socketpair() {
         let (a, b) = pair().unwrap();
-        b.send(&FromInit::Error("boom".into())).unwrap();
-        assert_eq!(
-            a.recv::<FromInit>().unwrap(),
-            Some(FromInit::Error("boom".into()))
-        );
+        let boom = Error::sys("boom")(Errno::ENOENT).report();
+        b.send(&FromInit::Error(boom.clone())).unwrap();
+        assert_eq!(a.recv::<FromInit>().unwrap(), Some(FromInit::Error(boom)));
         a.send(&ToInit::Continue { state: "{}".into() }).unwrap();
         assert_eq!(
             b.recv::<ToInit>().unwrap(),

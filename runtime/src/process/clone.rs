@@ -1,6 +1,6 @@
 //! clone3 used like fork: the child continues on a copy of the caller's stack, with new
-//! namespaces and a pidfd for the parent. Only safe from a single-threaded process (the CLI,
-//! before any thread exists), which is how harun calls it.
+//! namespaces and a pidfd for the parent. Only sound in a single-threaded process: the
+//! library entries that get here check it first (process/single_thread.rs).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 

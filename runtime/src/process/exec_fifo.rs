@@ -12,7 +12,8 @@
 //! - To wait, the init writes one more filler byte ([`wait_for_start`]): the write blocks
 //!   until `start` opens the fifo and reads the filler away.
 //! - The init then writes its word ([`tell_start`]): `0` (it execs next) or `E` and the
-//!   failure, and execs or exits; either closes its fd, which is EOF for `start`.
+//!   failure (a [`Reported`] as JSON: kind and errno kept), and execs or exits; either
+//!   closes its fd, which is EOF for `start`.
 //! - `start` reads, skips the filler and decides with [`parse`].
 //!
 //! No path is opened inside the container, so this works without /proc there (runc keeps an
@@ -27,6 +28,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::write;
 
+use crate::error::Reported;
 use crate::{Error, Result};
 
 /// What fills the fifo's buffer before the init's word.
@@ -66,10 +68,15 @@ pub fn wait_for_start(fifo: BorrowedFd<'_>) -> Result<()> {
 /// The init: tell `start` how it went (`Ok`: the process is exec'd next).
 pub fn tell_start(fifo: BorrowedFd<'_>, outcome: std::result::Result<(), &Error>) -> Result<()> {
     let word = match outcome {
-        Ok(()) => "0".to_string(),
-        Err(e) => format!("E{e}"),
+        Ok(()) => b"0".to_vec(),
+        Err(e) => {
+            let mut word = b"E".to_vec();
+            serde_json::to_writer(&mut word, &e.report())
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            word
+        }
     };
-    write_all(fifo, word.as_bytes()).map_err(Error::sys("write exec.fifo"))
+    write_all(fifo, &word).map_err(Error::sys("write exec.fifo"))
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
@@ -90,10 +97,23 @@ pub enum Word {
     Pending,
     /// `0`: the init execs the process.
     Go,
-    /// `E...`: the init failed with this message, and exits.
-    Failed(String),
+    /// `E...`: the init failed with this error, and exits.
+    Failed(Reported),
+    /// Not a word the init writes: a bug.
+    Garbled(String),
     /// EOF before any word: the init died.
     Died,
+}
+
+impl Word {
+    /// The error `start` returns for a failure the init wrote (None for the other words).
+    pub fn error(self) -> Option<Error> {
+        match self {
+            Word::Pending | Word::Go | Word::Died => None,
+            Word::Failed(r) => Some(Error::InContainer(Box::new(r))),
+            Word::Garbled(what) => Some(Error::Internal(format!("exec.fifo: {what}"))),
+        }
+    }
 }
 
 /// Pure: the word in everything read from the fifo so far (`eof`: the init's end closed).
@@ -105,9 +125,12 @@ pub fn parse(read: &[u8], eof: bool) -> Word {
     };
     match word[0] {
         b'0' => Word::Go,
-        b'E' if eof => Word::Failed(String::from_utf8_lossy(&word[1..]).into_owned()),
+        b'E' if eof => match serde_json::from_slice(&word[1..]) {
+            Ok(reported) => Word::Failed(reported),
+            Err(e) => Word::Garbled(format!("`{}`: {e}", String::from_utf8_lossy(&word[1..]))),
+        },
         b'E' => Word::Pending,
-        other => Word::Failed(format!("unexpected byte {other:#04x} on exec.fifo")),
+        other => Word::Garbled(format!("unexpected byte {other:#04x}")),
     }
 }
 
@@ -122,6 +145,8 @@ mod tests {
             v.extend_from_slice(rest.as_bytes());
             v
         };
+        let failed = Error::sys("install the seccomp filter")(Errno::EINVAL).report();
+        let word = format!("E{}", serde_json::to_string(&failed).unwrap());
         let table = [
             (f(0, ""), false, Word::Pending),
             (f(4096, ""), false, Word::Pending),
@@ -129,16 +154,17 @@ mod tests {
             (f(0, ""), true, Word::Died),
             (f(4097, "0"), false, Word::Go),
             (f(0, "0"), true, Word::Go),
-            (f(10, "Ehook failed"), false, Word::Pending),
+            (f(10, &word), false, Word::Pending),
+            (f(10, &word), true, Word::Failed(failed)),
             (
-                f(10, "Ehook failed"),
+                f(1, "Enot json"),
                 true,
-                Word::Failed("hook failed".into()),
+                Word::Garbled("`not json`: expected ident at line 1 column 2".into()),
             ),
             (
                 f(1, "x"),
                 false,
-                Word::Failed("unexpected byte 0x78 on exec.fifo".into()),
+                Word::Garbled("unexpected byte 0x78".into()),
             ),
         ];
         for (read, eof, want) in table {

@@ -68,8 +68,9 @@ pub fn finish(
     keep: Keep<'_>,
 ) -> Result<Exec> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    // Capabilities the running kernel does not know are skipped, as runc does.
-    let _unknown = capabilities::drop_bounding(process.capabilities().as_ref())?;
+    // Capabilities the running kernel does not know are skipped, as runc does (`create` and
+    // `exec` returned them as warnings: capabilities::skipped).
+    capabilities::drop_bounding(process.capabilities().as_ref())?;
     let entered = enter_cwd(process.cwd(), Refused::Retry)?;
     user::apply(process.user())?;
     if !entered {

@@ -2,19 +2,30 @@
 //! named steps, tells the parent it is ready, waits for `start` on exec.fifo, then execs the
 //! user process. A failing step is reported to the parent as the real cause.
 //!
-//! Security-critical order (one screen, as crun's container_init_setup):
-//! namespaces -> mounts -> runtime hooks -> pivot_root -> hostname, sysctl -> masked and
-//! read-only paths -> console -> seccomp compiled -> `finish::finish` (rlimits -> bounding
-//! set -> cwd -> user -> program -> fds closed -> signals -> (seccomp installed, without
-//! no_new_privs) -> no_new_privs -> capabilities) -> ready -> wait on exec.fifo (`start` runs
-//! the startContainer hooks meanwhile) -> (seccomp installed, with no_new_privs) -> exec.
+//! The order, security-critical, as `setup` has it on one screen (crun's
+//! container_init_setup). This is the one description; other modules refer to it. `create`
+//! did the rest before the clone: validated the spec, compiled the seccomp filter, made the
+//! cgroup and the namespaces the clone flags ask for.
+//!
+//! ```text
+//! parent death signal -> (new user ns: wait for the id maps, become root in it;
+//!   else: not dumpable) -> join namespaces given by path -> oomScoreAdj
+//! -> rootfs::prepare (mounts, devices, in the host's root)
+//! -> prestart and createRuntime hooks (run by the parent) -> createContainer hooks
+//! -> rootfs::enter (pivot_root) -> hostname, domainname -> sysctl
+//! -> rootfs::finalize (masked and read-only paths, read-only root, propagation)
+//! -> console -> finish::finish (rlimits, user, cwd, fds, capabilities and seccomp, in the
+//!    order process/finish.rs gives, shared with `exec`)
+//! -> ready -> wait on exec.fifo (`start` runs the startContainer hooks meanwhile)
+//! -> [with no_new_privs: seccomp installed] -> tell `start` -> execve
+//! ```
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::channel::{Channel, FromInit, ToInit};
 use super::exec_fifo;
@@ -63,7 +74,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
     if READY_SENT.load(Ordering::Relaxed)
         || args
             .channel
-            .send_by_write(&FromInit::Error(err.to_string()))
+            .send_by_write(&FromInit::Error(err.report()))
             .is_err()
     {
         crate::stderr::line(&format!("harun init: {err}"));
@@ -98,24 +109,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         user::set_oom_score_adj(adj)?;
     }
 
-    rootfs::prepare(
-        a.spec,
-        a.bundle,
-        a.rootfs,
-        a.plan.is_new(LinuxNamespaceType::Cgroup),
-        a.overlay,
-    )?;
-    a.channel.send(&FromInit::RuntimeHooks)?;
-    let state = match a.channel.recv::<ToInit>()? {
-        Some(ToInit::Continue { state }) => state,
-        Some(other) => return Err(Error::Init(format!("unexpected {other:?} from the parent"))),
-        None => return Err(Error::Init("parent exited during create".into())),
-    };
-    hooks::run(
-        Stage::CreateContainer,
-        Stage::CreateContainer.hooks(a.spec),
-        hooks::state_in_container(&state, "creating", std::process::id() as i32).as_bytes(),
-    )?;
+    let new_cgroup_ns = a.plan.is_new(LinuxNamespaceType::Cgroup);
+    rootfs::prepare(a.spec, a.bundle, a.rootfs, new_cgroup_ns, a.overlay)?;
+    let state = runtime_hooks(a)?;
+    let state = hooks::state_in_container(&state, "creating", std::process::id() as i32);
+    let create_container = Stage::CreateContainer.hooks(a.spec);
+    hooks::run(Stage::CreateContainer, create_container, state.as_bytes())?;
     rootfs::enter(a.spec, a.rootfs, a.no_pivot)?;
 
     set_uts(a.spec)?;
@@ -130,6 +129,29 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         console::setup_in_init(sock, process.console_size(), process.user().uid())?;
     }
 
+    let exec = finish(a, process)?;
+    // Without no_new_privs, the container's seccomp filter is in place from here on: write,
+    // close and prctl only, as runc's init (finish.rs).
+    ready(a)?;
+    wait_for_start_and_exec(a, exec)
+}
+
+/// The parent runs the prestart and createRuntime hooks now: ask, and wait for its word.
+/// Returns the OCI state it sends for the createContainer hooks.
+fn runtime_hooks(a: &InitArgs<'_>) -> Result<String> {
+    a.channel.send(&FromInit::RuntimeHooks)?;
+    match a.channel.recv::<ToInit>()? {
+        Some(ToInit::Continue { state }) => Ok(state),
+        Some(other) => Err(Error::Internal(format!(
+            "init channel: unexpected {other:?} from the parent"
+        ))),
+        None => Err(Error::Internal("the parent exited during create".into())),
+    }
+}
+
+/// `finish::finish` for the init: everything of the host closed but the channel and the
+/// fifo.
+fn finish(a: &InitArgs<'_>, process: &Process) -> Result<finish::Exec> {
     // Nothing of the host stays open while we wait (fds harun's caller leaked, the cgroup dir
     // create cloned us into...): a process exec'd with CAP_SYS_PTRACE could walk the host
     // from /proc/1/fd/N. The preserved fds are the caller's, for the process.
@@ -146,10 +168,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     );
     // The fds of the trace sink are about to close.
     crate::trace::stop();
-    let exec = finish::finish(process, None, a.seccomp, keep)?;
-    // Without no_new_privs, the container's seccomp filter is in place from here on: write,
-    // close and prctl only, as runc's init (finish.rs).
-    ready(a)?;
+    finish::finish(process, None, a.seccomp, keep)
+}
+
+/// Block on exec.fifo until `start`, then (with no_new_privs) install the seccomp filter,
+/// tell `start` how it went and exec.
+fn wait_for_start_and_exec(a: &InitArgs<'_>, exec: finish::Exec) -> Result<Infallible> {
     // SAFETY: the fifo fd is ours (inherited from create) and open until we exec or exit.
     let fifo = unsafe { BorrowedFd::borrow_raw(a.fifo) };
     exec_fifo::wait_for_start(fifo)?;
@@ -180,7 +204,11 @@ fn ready(a: &InitArgs<'_>) -> Result<()> {
 fn wait_for_maps(a: &InitArgs<'_>) -> Result<()> {
     match a.channel.recv::<ToInit>()? {
         Some(ToInit::Mapped) => {}
-        other => return Err(Error::Init(format!("expected the id maps, got {other:?}"))),
+        other => {
+            return Err(Error::Internal(format!(
+                "init channel: expected the id maps, got {other:?}"
+            )))
+        }
     }
     let linux = a.spec.linux().as_ref();
     let maps_zero = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {

@@ -4,8 +4,9 @@
 //! harun (non-dumpable) --clone--> joiner: setns(init pidfd, every namespace of the container)
 //!                                   --clone(CLONE_PARENT)--> process: harun's own child, in
 //!                                   the container's pid namespace; sets up credentials, execs
-//! joiner --Pid(host pid)--> harun, exits.   process --Error(msg)--> harun, or its channel
-//! end closes on exec (EOF = it runs).
+//! joiner --Pid(host pid)--> harun, exits.   process --Error(report)--> harun, or its
+//! channel end closes on exec (EOF = it runs). Either may send Error (kind, errno, field and
+//! text: see `Reported`).
 //! ```
 //! One setns on the init's pidfd enters all namespaces atomically (Linux >= 5.8), so there is
 //! no window with half the namespaces joined and no /proc path to race on.
@@ -21,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::channel::Channel;
 use super::clone::{clone_pidfd_parent, Forked};
 use super::finish;
+use crate::error::Reported;
+use crate::pidfd::PidFd;
 use crate::security::seccomp::Filter;
 use crate::{cgroups, console, security, Error, Result};
 
@@ -29,11 +32,12 @@ use crate::{cgroups, console, security, Error, Result};
 pub enum FromJoiner {
     /// Host pid of the process (a child of harun's, thanks to CLONE_PARENT).
     Pid(i32),
-    Error(String),
+    /// A step failed: the real cause, kind and errno kept.
+    Error(Reported),
 }
 
 pub struct JoinArgs<'a> {
-    pub init_pidfd: &'a OwnedFd,
+    pub init_pidfd: &'a PidFd,
     /// CLONE_NEW* flags of every namespace the container has.
     pub namespaces: CloneFlags,
     pub process: &'a Process,
@@ -63,7 +67,7 @@ pub fn run(a: JoinArgs<'_>) -> ! {
     crate::trace::stop();
     let result = super::catch_panic(|| join_and_spawn(&a));
     if let Err(e) = result {
-        let _ = a.channel.send(&FromJoiner::Error(e.to_string()));
+        let _ = a.channel.send(&FromJoiner::Error(e.report()));
         // SAFETY: _exit never returns; nothing of this fork should run destructors.
         unsafe { libc::_exit(1) }
     }
@@ -80,7 +84,7 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     ]
     .into_iter()
     .flatten()
-    .chain([a.init_pidfd.as_raw_fd()])
+    .chain([a.init_pidfd.as_fd().as_raw_fd()])
     .collect();
     finish::close_fds_except(3 + a.preserve_fds as RawFd, &keep)?;
     // Join the cgroup while still in harun's cgroup namespace (moving a process across a
@@ -94,14 +98,15 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
     if let Some(pid) = a.root_of {
         enter_root_of(pid, a.init_pidfd)?;
     }
-    // SAFETY: the joiner is a fork of the single-threaded harun, itself single-threaded.
+    // SAFETY: the joiner was cloned by a process that checked it had a single thread
+    // (process/single_thread.rs), so it has one thread too.
     match unsafe { clone_pidfd_parent()? } {
         Forked::Child => {
             let err = match super::catch_panic(|| setup(a)) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            let _ = a.channel.send_by_write(&FromJoiner::Error(err.to_string()));
+            let _ = a.channel.send_by_write(&FromJoiner::Error(err.report()));
             // SAFETY: _exit never returns.
             unsafe { libc::_exit(1) }
         }
@@ -111,23 +116,17 @@ fn join_and_spawn(a: &JoinArgs<'_>) -> Result<()> {
 
 /// chroot to the root of process `pid`, whose pidfd `init` is (checked alive after the
 /// open, so the pid was not reused).
-fn enter_root_of(pid: i32, init: &OwnedFd) -> Result<()> {
+fn enter_root_of(pid: i32, init: &PidFd) -> Result<()> {
     use nix::fcntl::{open, OFlag};
     let path = format!("/proc/{pid}/root");
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let root = open(path.as_str(), flags, nix::sys::stat::Mode::empty())
         .map_err(Error::sys(format!("open the container's root `{path}`")))?;
-    // SAFETY: pidfd_send_signal with signal 0 and no info only checks the process exists.
-    let alive = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            init.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    nix::errno::Errno::result(alive).map_err(Error::sys("check the container's init"))?;
+    if !init.signal(0)? {
+        return Err(Error::sys("check the container's init")(
+            nix::errno::Errno::ESRCH,
+        ));
+    }
     nix::unistd::fchdir(&root).map_err(Error::sys("chdir to the container's root"))?;
     nix::unistd::chroot(".").map_err(Error::sys("chroot to the container's root"))?;
     nix::unistd::chdir("/").map_err(Error::sys("chdir to `/`"))

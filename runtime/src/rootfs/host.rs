@@ -87,7 +87,7 @@ pub fn record(state_dir: &Path, rootfs: &Path) -> Result<()> {
         rootfs: rootfs.to_path_buf(),
         below,
     };
-    let text = serde_json::to_vec(&record).map_err(|e| Error::Init(e.to_string()))?;
+    let text = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
     // Whole or not at all: `delete --force` after a crash must be able to read it.
     crate::state::replace_file(
         &state_dir.join(FILE),

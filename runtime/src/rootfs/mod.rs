@@ -1,8 +1,8 @@
 //! The container's filesystem view: mounts, devices, pivot_root, masked and read-only paths.
 //!
-//! Called by the container init, in its new mount namespace, in this order:
-//! [`validate`] (before any side effect, in `create`), [`prepare`] (still in the host root),
-//! [`enter`] (switch root), [`finalize`] (inside the new root).
+//! [`validate`] (before any side effect, in `create`), then in the container init, in its
+//! new mount namespace: [`prepare`] (still in the host root), [`enter`] (switch root),
+//! [`finalize`] (inside the new root). What comes between them: process/init.rs.
 //!
 //! Every path inside the rootfs is resolved without leaving it ([`resolve`]): mounts go
 //! onto `/proc/self/fd/N` of an O_PATH fd, never onto a path string the image could
@@ -11,7 +11,6 @@
 mod copyup;
 mod devices;
 pub mod host;
-mod mountinfo;
 mod mounts;
 pub mod options;
 pub mod overlay;

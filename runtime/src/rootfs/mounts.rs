@@ -9,10 +9,9 @@ use nix::sys::stat::{stat, SFlag};
 use oci_spec::runtime::{Mount, Spec};
 
 use super::copyup;
-use super::mountinfo::{self, MountInfo};
 use super::options::{self, MountOptions};
 use super::resolve::{fd_path, Create, Root};
-use crate::{Error, Result};
+use crate::{mountinfo, Error, Result};
 
 /// How one entry is mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +30,12 @@ pub(crate) fn mount_all(
     cgroup_ns_new: bool,
 ) -> Result<()> {
     // Read only if a cgroup mount needs the host's cgroup2 mount point.
-    let mut host_mounts: Option<Vec<MountInfo>> = None;
+    let mut host_cgroup2_mount: Option<Option<PathBuf>> = None;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let opts = options::parse(m.options().as_deref().unwrap_or_default());
         let kind = match kind(m, &opts, bundle, cgroup_ns_new) {
             Some(kind) => kind,
-            None => host_cgroup2(&mut host_mounts, i)?,
+            None => host_cgroup2(&mut host_cgroup2_mount, i)?,
         };
         mount_one(root, i, m.destination(), &kind, &opts)?;
     }
@@ -70,79 +69,117 @@ fn kind(m: &Mount, opts: &MountOptions, bundle: &Path, cgroup_ns_new: bool) -> O
     })
 }
 
-fn host_cgroup2(cache: &mut Option<Vec<MountInfo>>, i: usize) -> Result<Kind> {
+fn host_cgroup2(cache: &mut Option<Option<PathBuf>>, i: usize) -> Result<Kind> {
     if cache.is_none() {
-        *cache = Some(mountinfo::read()?);
+        let text = mountinfo::read()?;
+        let found = mountinfo::cgroup2(mountinfo::parse(&text));
+        *cache = Some(found.map(|m| PathBuf::from(&*m.mount_point)));
     }
-    let mounts = cache.as_deref().unwrap_or_default();
-    let source = mountinfo::cgroup2(mounts).ok_or_else(|| {
+    let source = cache.clone().flatten().ok_or_else(|| {
         Error::Unsupported(format!(
             "mounts[{i}]: a cgroup mount without a cgroup namespace on a host with no cgroup2 \
              hierarchy"
         ))
     })?;
-    Ok(Kind::Bind {
-        source: source.to_path_buf(),
-        rec: true,
-    })
+    Ok(Kind::Bind { source, rec: true })
+}
+
+/// What mount(2) gets for one entry, and what its mount point must be.
+struct Call<'a> {
+    source: &'a Path,
+    /// None for a bind.
+    fstype: Option<&'a str>,
+    flags: MsFlags,
+    data: Option<&'a str>,
+    create: Create,
+}
+
+impl<'a> Call<'a> {
+    /// The call for mounts[`i`]; a bind's source is looked at (a file is bound onto a file).
+    fn of(i: usize, kind: &'a Kind, opts: &'a MountOptions) -> Result<Call<'a>> {
+        Ok(match kind {
+            Kind::Bind { source, rec } => {
+                let create = match stat(source) {
+                    Ok(st)
+                        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
+                            == SFlag::S_IFDIR =>
+                    {
+                        Create::Dir
+                    }
+                    Ok(_) => Create::File,
+                    Err(e) => {
+                        let what = format!("bind source `{}` (mounts[{i}])", source.display());
+                        return Err(Error::sys(what)(e));
+                    }
+                };
+                let rec = if *rec {
+                    MsFlags::MS_REC
+                } else {
+                    MsFlags::empty()
+                };
+                // Filesystem data (`mode=755`) is dropped: mount(2) ignores it for a bind.
+                Call {
+                    source,
+                    fstype: None,
+                    flags: MsFlags::MS_BIND | rec,
+                    data: None,
+                    create,
+                }
+            }
+            Kind::Fs { fstype, source } => Call {
+                source,
+                fstype: Some(fstype.as_str()),
+                // A copy-up fills the tmpfs first: mounted writable, read-only after.
+                flags: match opts.copy_up {
+                    true => opts.flags - MsFlags::MS_RDONLY,
+                    false => opts.flags,
+                },
+                data: Some(opts.data.as_str()).filter(|d| !d.is_empty()),
+                create: Create::Dir,
+            },
+        })
+    }
 }
 
 fn mount_one(root: &Root, i: usize, dest: &Path, kind: &Kind, opts: &MountOptions) -> Result<()> {
     let d = dest.display();
-    let (source, fstype, flags, data, create) = match kind {
-        Kind::Bind { source, rec } => {
-            let create = match stat(source) {
-                Ok(st)
-                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR =>
-                {
-                    Create::Dir
-                }
-                Ok(_) => Create::File,
-                Err(e) => {
-                    let what = format!("bind source `{}` (mounts[{i}])", source.display());
-                    return Err(Error::sys(what)(e));
-                }
-            };
-            let rec = if *rec {
-                MsFlags::MS_REC
-            } else {
-                MsFlags::empty()
-            };
-            // Filesystem data (`mode=755`) is dropped: mount(2) ignores it for a bind.
-            (source, None, MsFlags::MS_BIND | rec, None, create)
-        }
-        Kind::Fs { fstype, source } => {
-            let data = Some(opts.data.as_str()).filter(|d| !d.is_empty());
-            // A copy-up fills the tmpfs first: mounted writable, read-only after (below).
-            let flags = if opts.copy_up {
-                opts.flags - MsFlags::MS_RDONLY
-            } else {
-                opts.flags
-            };
-            (source, Some(fstype.as_str()), flags, data, Create::Dir)
-        }
-    };
-    let what = match fstype {
+    let call = Call::of(i, kind, opts)?;
+    let what = match call.fstype {
         Some(t) => format!("mount `{t}` on `{d}` (mounts[{i}])"),
-        None => format!("bind `{}` on `{d}` (mounts[{i}])", source.display()),
+        None => format!("bind `{}` on `{d}` (mounts[{i}])", call.source.display()),
     };
     crate::trace!("{what}");
     let point = root
-        .resolve_or_create(dest, create)
+        .resolve_or_create(dest, call.create)
         .map_err(Error::sys(format!(
             "mount point `{d}` in the rootfs (mounts[{i}])"
         )))?;
+    let target = fd_path(&point);
     mount(
-        Some(source.as_path()),
-        fd_path(&point).as_str(),
-        fstype,
-        flags,
-        data,
+        Some(call.source),
+        target.as_str(),
+        call.fstype,
+        call.flags,
+        call.data,
     )
     .map_err(Error::sys(&what))?;
+    after_mount(root, i, dest, &point, call.fstype.is_some(), opts, &what)
+}
 
-    let copy_up = opts.copy_up && fstype.is_some();
-    let remount = fstype.is_none() && !opts.flags.is_empty();
+/// What follows the mount of mounts[`i`] on `dest` (`point`: the directory under it): the
+/// copy-up into a tmpfs, the remount of a bind with its flags, the propagation.
+fn after_mount(
+    root: &Root,
+    i: usize,
+    dest: &Path,
+    point: &OwnedFd,
+    is_fs: bool,
+    opts: &MountOptions,
+    what: &str,
+) -> Result<()> {
+    let d = dest.display();
+    let copy_up = opts.copy_up && is_fs;
+    let remount = !is_fs && !opts.flags.is_empty();
     if !remount && !copy_up && opts.propagation.is_empty() {
         return Ok(());
     }

@@ -8,7 +8,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 
-use super::mountinfo;
+use crate::mountinfo;
 use crate::{Error, Result};
 
 /// Step 1's first part, in the new mount namespace: `/` recursively slave (or
@@ -54,18 +54,18 @@ pub(crate) fn bind_onto_itself(rootfs: &Path) -> Result<()> {
 }
 
 fn parent_private(rootfs: &Path) -> Result<()> {
-    let mounts = mountinfo::read()?;
+    let text = mountinfo::read()?;
+    let mounts: Vec<_> = mountinfo::parse(&text).collect();
     let Some(parent) = mountinfo::containing(&mounts, rootfs) else {
         return Ok(());
     };
-    if !parent.shared {
+    if !parent.shared() {
         return Ok(());
     }
     let none: Option<&str> = None;
-    let mp = &parent.mount_point;
+    let mp = &*parent.mount_point;
     mount(none, mp, none, MsFlags::MS_PRIVATE, none).map_err(Error::sys(format!(
-        "make `{}` (the mount holding the rootfs) private",
-        mp.display()
+        "make `{mp}` (the mount holding the rootfs) private"
     )))
 }
 

@@ -192,20 +192,8 @@ mod tests {
                 "rootfsPropagation": "rslave"
             }
         });
-        merge(&mut v, patch);
+        crate::test_support::merge_json(&mut v, patch);
         serde_json::from_value(v).expect("test spec parses")
-    }
-
-    /// JSON merge patch (RFC 7386) without null handling: enough for these tests.
-    fn merge(into: &mut serde_json::Value, patch: serde_json::Value) {
-        match (into, patch) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (slot, v) => *slot = v,
-        }
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! `process.capabilities`: the bounding set, then effective, inheritable, permitted and
 //! ambient (capabilities(7)).
 //!
-//! Order in the container init: [`drop_bounding`] while still root, `user::apply`
-//! (PR_SET_KEEPCAPS keeps the permitted set across setuid), [`raise_effective`] when the
-//! seccomp filter goes in next, then [`Sets::apply`] (or [`apply`]).
+//! Order in the container process: see `process::finish` (the module doc of
+//! process/finish.rs has the whole recipe).
 //!
 //! As runc does: a missing `capabilities` object means no capabilities at all; a
 //! capability the running kernel does not know is skipped, and so is an ambient capability
-//! that is not both permitted and inheritable (the kernel refuses it). Skipped entries are
-//! returned for the caller to log.
+//! that is not both permitted and inheritable (the kernel refuses it). `create` and `exec`
+//! work out the same list beforehand ([`skipped`]) and return it as warnings.
 
 use std::fmt;
 
@@ -18,23 +17,36 @@ use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 
 use crate::error::{Error, Result};
 
-/// A capability that was not applied, and why (for a debug log line).
+/// A capability that is not applied, and why (a warning for the caller).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
     /// "bounding", "effective", "inheritable", "permitted" or "ambient".
     pub set: &'static str,
     pub cap: caps::Capability,
-    pub reason: &'static str,
+    pub reason: Why,
+}
+
+/// Why a capability is skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// The running kernel does not know it (older than the capability).
+    UnknownToKernel,
+    /// An ambient capability that is not both permitted and inheritable: the kernel
+    /// refuses it. runc's and crun's default specs ask for such ones.
+    AmbientNotPermittedAndInheritable,
 }
 
 impl fmt::Display for Skipped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}, skipped", self.set, self.cap, self.reason)
+        let why = match self.reason {
+            Why::UnknownToKernel => "not known to the running kernel",
+            Why::AmbientNotPermittedAndInheritable => {
+                "an ambient capability must be permitted and inheritable"
+            }
+        };
+        write!(f, "{} {}: {why}, skipped", self.set, self.cap)
     }
 }
-
-const UNKNOWN_TO_KERNEL: &str = "not known to the running kernel";
-const AMBIENT_NEEDS_P_AND_I: &str = "an ambient capability must be permitted and inheritable";
 
 /// The `caps` crate's capability for an OCI one (pure; both follow capability.h).
 pub fn to_caps(cap: Capability) -> caps::Capability {
@@ -106,14 +118,13 @@ pub fn validate(caps: Option<&LinuxCapabilities>) -> Result<()> {
 /// Drop from the bounding set every capability the spec's `bounding` list does not keep
 /// (all of them when `caps` is None). Runs as root, before the user changes. Capabilities
 /// the `caps` crate does not name (newer than CAP_CHECKPOINT_RESTORE) are dropped too.
-pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<Vec<Skipped>> {
+pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<()> {
     let known = caps::runtime::thread_all_supported();
-    let mut skipped = Vec::new();
     let keep = wanted(
         caps.and_then(|c| c.bounding().as_ref()),
         &known,
         "bounding",
-        &mut skipped,
+        &mut Vec::new(),
     );
     let keep_mask: u64 = keep.iter().fold(0, |m, c| m | c.bitmask());
     for index in 0..64u8 {
@@ -131,7 +142,18 @@ pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<Vec<Skipped>> {
             }
         }
     }
-    Ok(skipped)
+    Ok(())
+}
+
+/// What [`drop_bounding`] and [`Sets::of`] skip of `caps` on the running kernel, in that
+/// order: for `create` and `exec` to report before the process applies them.
+pub fn skipped(caps: Option<&LinuxCapabilities>) -> Vec<Skipped> {
+    let known = caps::runtime::thread_all_supported();
+    let mut skipped = Vec::new();
+    let bounding = caps.and_then(|c| c.bounding().as_ref());
+    wanted(bounding, &known, "bounding", &mut skipped);
+    skipped.extend(Sets::of(caps).skipped);
+    skipped
 }
 
 fn bounding_has(index: u8) -> std::result::Result<bool, Errno> {
@@ -154,16 +176,6 @@ fn bounding_drop(index: u8) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// Set effective, inheritable and permitted to exactly the spec's lists (empty when
-/// `caps` is None), then the ambient set. Runs after `user::apply`. A capability that
-/// cannot be raised (e.g. CAP_SYS_RESOURCE when harun itself lacks it) is an error naming
-/// it and the set.
-pub fn apply(caps: Option<&LinuxCapabilities>) -> Result<Vec<Skipped>> {
-    let sets = Sets::of(caps);
-    sets.apply()?;
-    Ok(sets.skipped)
 }
 
 /// The four sets to set, worked out beforehand: [`Sets::apply`] then makes only the
@@ -211,6 +223,10 @@ impl Sets {
         }
     }
 
+    /// Set effective, inheritable and permitted to exactly the spec's lists (empty when
+    /// `caps` is None), then the ambient set. Runs after `user::apply`. A capability that
+    /// cannot be raised (e.g. CAP_SYS_RESOURCE when harun itself lacks it) is an error
+    /// naming it and the set.
     pub fn apply(&self) -> Result<()> {
         // Effective first (still within the old permitted set), permitted last (the new
         // effective set must lie within it).
@@ -288,7 +304,7 @@ fn wanted(
             skipped.push(Skipped {
                 set,
                 cap,
-                reason: UNKNOWN_TO_KERNEL,
+                reason: Why::UnknownToKernel,
             });
         }
     }
@@ -308,7 +324,7 @@ fn ambient_subset(
             skipped.push(Skipped {
                 set: "ambient",
                 cap,
-                reason: AMBIENT_NEEDS_P_AND_I,
+                reason: Why::AmbientNotPermittedAndInheritable,
             });
         }
     }
@@ -325,7 +341,7 @@ fn converted(list: Option<&Capabilities>) -> CapsHashSet {
 /// Capability-number order, for deterministic errors and logs.
 fn sorted(set: &CapsHashSet) -> Vec<caps::Capability> {
     let mut v: Vec<_> = set.iter().copied().collect();
-    v.sort_by_key(|c| c.index());
+    v.sort_unstable_by_key(|c| c.index());
     v
 }
 

@@ -1,11 +1,8 @@
 //! Security steps of the container init, and their validation.
 //!
-//! Order in the init (each step returns `Result`; none may be skipped on error; the recipe
-//! is `process::finish`): `capabilities::drop_bounding` -> `user::apply` ->
-//! (`capabilities::raise_effective`, seccomp without no_new_privs) -> `capabilities::Sets::
-//! apply`, with `user::set_oom_score_adj` while still privileged, `rlimits::apply` before the
-//! user changes (raising a limit needs CAP_SYS_RESOURCE), `sysctl::apply` after the
-//! container's `/proc` is mounted, `user::set_no_new_privileges` before seccomp.
+//! Where each step runs, and in which order: the module doc of process/init.rs (the init)
+//! and of process/finish.rs (the end every container process shares). Each step returns
+//! `Result`; none may be skipped on error.
 
 pub mod capabilities;
 pub mod lsm;
@@ -62,19 +59,8 @@ mod tests {
             "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
             "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
         });
-        merge(&mut base, json);
+        crate::test_support::merge_json(&mut base, json);
         serde_json::from_value(base).expect("test spec parses")
-    }
-
-    fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-        match (base, patch) {
-            (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-                for (k, v) in p {
-                    merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (b, p) => *b = p,
-        }
     }
 
     fn check(patch: serde_json::Value) -> std::result::Result<(), String> {

@@ -1,9 +1,9 @@
 //! `process.user` (uid, gid, additionalGids, umask), no_new_privs and oom_score_adj.
 //!
-//! The container init runs as real root; [`apply`] switches it to the configured user. It
-//! must run after `capabilities::drop_bounding` and before `capabilities::apply`:
-//! PR_SET_KEEPCAPS keeps the permitted set across the uid change so `capabilities::apply`
-//! can then set exactly the configured sets.
+//! The container init runs as real root; [`apply`] switches it to the configured user,
+//! between `capabilities::drop_bounding` and `capabilities::Sets::apply` (process/finish.rs
+//! has the order): PR_SET_KEEPCAPS keeps the permitted set across the uid change so
+//! `Sets::apply` can then set exactly the configured sets.
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};

@@ -43,7 +43,10 @@ pub fn parse<T: DeserializeOwned + Serialize>(
         let field = (e.classify() == Category::Data).then(|| path_at(text, e.line(), e.column()));
         (or_top_level(field.flatten()), e.to_string())
     })?;
-    if let Ok(typed) = serde_json::to_value(&value) {
+    // Through bytes, not `to_value`: the spec's serializer for a byte writer is in the binary
+    // anyway (state.json); one for `Value` would be another ~30 KB of it.
+    let typed = serde_json::to_vec(&value).and_then(|b| serde_json::from_slice::<Value>(&b));
+    if let Ok(typed) = typed {
         let mut path = Vec::new();
         if let Err(found) = objects_stay_objects(&typed, &input, &mut path) {
             return Err((

@@ -474,6 +474,159 @@ fn supervisor_restart_finds_the_container_dead() {
     }
 }
 
+const LOST: Event = Event::Lost;
+const UNHEALTHY: Event = Event::Unhealthy;
+const SHUTDOWN: Event = Event::Shutdown { timeout: None };
+const STAY_SHUTDOWN: Decision = Decision::StayStopped(StopReason::Shutdown);
+
+#[test]
+fn a_lost_container_is_a_failure_of_unknown_status() {
+    for (policy, want) in [
+        ("no", STAY_NO),
+        ("on-failure", after(100)),
+        ("always", after(100)),
+        ("unless-stopped", after(100)),
+    ] {
+        let state = check(settings(policy), &[(0, START, KEEP), (700, LOST, want)]);
+        let last = state.last_exit.expect("an exit");
+        assert_eq!((last.status, last.ran_for), (None, ms(700)), "{policy}");
+    }
+    // After a stop request it is the stop's exit.
+    check(
+        settings("always"),
+        &[(0, START, KEEP), (5, STOP, TERM), (9, LOST, STAY_USER)],
+    );
+}
+
+#[test]
+fn an_unhealthy_container_is_stopped_then_restarted_whatever_the_policy() {
+    for policy in ["no", "on-failure", "always", "unless-stopped"] {
+        // Even an exit 0 after the TERM restarts it.
+        let state = check(
+            settings(policy),
+            &[
+                (0, START, KEEP),
+                (5_000, UNHEALTHY, TERM),
+                (5_100, code(0), after(100)),
+                (5_200, START, KEEP),
+                (
+                    6_000,
+                    code(0),
+                    if policy == "no" {
+                        STAY_NO
+                    } else if policy == "on-failure" {
+                        STAY_OK
+                    } else {
+                        after(200)
+                    },
+                ),
+            ],
+        );
+        assert!(!state.forced_restart, "{policy}: used once");
+    }
+    // Retries and the crash-loop limit still count.
+    check(
+        settings("on-failure:1"),
+        &[
+            (0, START, KEEP),
+            (10, UNHEALTHY, TERM),
+            (20, signal(15), after(100)),
+            (120, START, KEEP),
+            (130, UNHEALTHY, TERM),
+            (140, signal(15), max_retries(1)),
+        ],
+    );
+    // Not running, stopped or shutting down: nothing more.
+    check(settings("always"), &[(0, UNHEALTHY, KEEP)]);
+    check(
+        settings("always"),
+        &[
+            (0, START, KEEP),
+            (5, STOP, TERM),
+            (6, UNHEALTHY, TERM),
+            (7, code(0), STAY_USER),
+        ],
+    );
+}
+
+#[test]
+fn shutdown_stops_without_a_user_stop_and_the_next_start_runs_it_again() {
+    for policy in [
+        "no",
+        "on-failure",
+        "on-failure:2",
+        "always",
+        "unless-stopped",
+    ] {
+        let mut state = check(
+            settings(policy),
+            &[
+                (0, START, KEEP),
+                (1_000, SHUTDOWN, TERM),
+                (1_050, signal(15), STAY_SHUTDOWN),
+            ],
+        );
+        assert!(!state.stop_requested && state.shutdown, "{policy}");
+        check_more(
+            &mut state,
+            &[(9_000, UP_STOPPED, after(0)), (9_010, START, KEEP)],
+        );
+        assert_eq!(state.restart_count, 0, "{policy}: a start, not a restart");
+        assert!(!state.shutdown);
+    }
+    // What the user stopped stays stopped, except under `always`.
+    for (policy, want) in [
+        ("on-failure", STAY_USER),
+        ("unless-stopped", STAY_USER),
+        ("always", after(0)),
+    ] {
+        check(
+            settings(policy),
+            &[
+                (0, START, KEEP),
+                (10, STOP, TERM),
+                (20, code(0), STAY_USER),
+                (30, SHUTDOWN, STAY_SHUTDOWN),
+                (90, UP_STOPPED, want),
+            ],
+        );
+    }
+    // A pending restart is cancelled; a restart that was underway is stopped at once.
+    check(
+        settings("always"),
+        &[
+            (0, START, KEEP),
+            (10, code(1), after(100)),
+            (20, SHUTDOWN, STAY_SHUTDOWN),
+            (30, START, TERM),
+            (40, code(0), STAY_SHUTDOWN),
+            (50, UP_STOPPED, after(0)),
+        ],
+    );
+    // Killed while shutting down: the new supervisor adopts what still runs.
+    let state = check(
+        settings("always"),
+        &[
+            (0, START, KEEP),
+            (10, SHUTDOWN, TERM),
+            (20, UP_RUNNING, KEEP),
+        ],
+    );
+    assert!(!state.shutdown);
+    // Given up stays given up.
+    check(
+        with_limit("always", "2/1s"),
+        &[
+            (0, START, KEEP),
+            (10, code(1), after(100)),
+            (110, START, KEEP),
+            (120, code(1), crash_loop(2, 1_000)),
+            (130, SHUTDOWN, STAY_SHUTDOWN),
+            (140, UP_STOPPED, STAY_GAVE_UP),
+        ],
+    );
+}
+
 #[test]
 fn failed_starts_count_as_failed_runs() {
     let steps = [

@@ -292,14 +292,19 @@ fn handle(req: Request, fds: Vec<OwnedFd>, null: &File) -> (Reply, Vec<OwnedFd>)
                 },
                 process: &ProcessOverrides::default(),
             };
-            container::create(&StateRoot::new(root), &opts)
-                .map(|c| (c.state.pid, c.pidfd.into_owned(), c.console_master))
+            container::create(&StateRoot::new(root), &opts).map(|c| {
+                super::log_warnings(&id, &c.warnings);
+                (c.state.pid, c.pidfd.into_owned(), c.console_master)
+            })
         }),
         Request::Start { id, root } => {
             return match container::start(&StateRoot::new(root), &id) {
                 // Poststart hook failures are warnings (OCI runtime.md): the shim does not
                 // fail the start for them.
-                Ok(_) => (Reply::Started, Vec::new()),
+                Ok(started) => {
+                    super::log_warnings(&id, &started.warnings);
+                    (Reply::Started, Vec::new())
+                }
                 Err(e) => (Reply::Failed(Failure::from(&e)), Vec::new()),
             };
         }
@@ -318,6 +323,7 @@ fn handle(req: Request, fds: Vec<OwnedFd>, null: &File) -> (Reply, Vec<OwnedFd>)
                 preserve_fds: 0,
             };
             container::exec(&StateRoot::new(root), opts).map(|e| {
+                super::log_warnings(&id, &e.warnings);
                 let pid = e.pidfd.pid();
                 (pid, e.pidfd.into_owned(), e.console_master)
             })

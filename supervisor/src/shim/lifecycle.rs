@@ -253,8 +253,9 @@ pub fn delete(f: &Flags) -> Result<(), String> {
     } else {
         record.root.clone()
     };
-    if let Err(e) = harun_runtime::container::delete(&StateRoot::new(&root), &f.id, true) {
-        log(&format!("delete {}: {e}", f.id));
+    match harun_runtime::container::delete(&StateRoot::new(&root), &f.id, true) {
+        Ok(warnings) => super::log_warnings(&f.id, &warnings),
+        Err(e) => log(&format!("delete {}: {e}", f.id)),
     }
     if let Err(e) = mounts::unmount_all(&bundle.join("rootfs")) {
         log(&format!("delete {}: {}", f.id, e.message));

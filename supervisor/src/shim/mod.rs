@@ -118,6 +118,17 @@ pub(crate) fn log(line: &str) {
     let _ = unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
 }
 
+/// The runtime's warnings for container `id`, one line each in the shim log (containerd
+/// copies it into its own log). Debug-level ones (expected with common profiles) are left out,
+/// as the CLI leaves them out without `--debug`.
+pub(crate) fn log_warnings(id: &str, warnings: &[harun_runtime::Warning]) {
+    for w in warnings {
+        if w.level() == harun_runtime::warning::Level::Warning {
+            log(&format!("container {id}: warning: {w}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -303,15 +303,16 @@ impl Service {
             }
             Phase::Created => {
                 // Never started: delete kills the waiting init; its exit follows.
-                container::delete(&root, &c.id, true)?;
+                let warnings = container::delete(&root, &c.id, true)?;
+                super::log_warnings(&c.id, &warnings);
                 c.init.wait(Some(KILL_BOUND));
             }
             Phase::Exited => {}
         }
-        if let Err(e) = container::delete(&root, &c.id, true) {
-            if e.kind() != harun_runtime::ErrorKind::NotFound {
-                return Err(e.into());
-            }
+        match container::delete(&root, &c.id, true) {
+            Ok(warnings) => super::log_warnings(&c.id, &warnings),
+            Err(e) if e.kind() == harun_runtime::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
         self.oom.remove(&c.id);
         let (pid, exit, group, logger) = {

@@ -194,7 +194,7 @@ pub(super) mod interp {
                 LDX_MEM_W => {
                     assert_eq!(s, R1 as usize);
                     let at = i.off as usize;
-                    assert!(at % 4 == 0 && at < 12, "context read at {at}");
+                    assert!(at.is_multiple_of(4) && at < 12, "context read at {at}");
                     r[d] = u64::from(ctx[at / 4]);
                 }
                 ALU32_AND_K => r[d] = u64::from(r[d] as u32 & imm32),

@@ -157,7 +157,7 @@ fn tmpfs_upper(rootfs: &Path, size: Option<u64>, lowers: &[OwnedFd]) -> Result<(
     let work = made.pop();
     match (made.pop(), work) {
         (Some(upper), Some(work)) => Ok((upper, work)),
-        _ => Err(Error::Init("tmpfs upper: directories missing".into())),
+        _ => Err(Error::Internal("tmpfs upper: directories missing".into())),
     }
 }
 

@@ -358,6 +358,20 @@ fn in_child(child: impl FnOnce() -> i32) -> WaitStatus {
     }
 }
 
+/// In a forked child: `f` installed (after no_new_privs with `nnp`, else as root with
+/// CAP_SYS_ADMIN), then `body`; exit code 100 when the install failed.
+fn under_filter(f: &Filter, nnp: bool, body: impl FnOnce() -> i32) -> WaitStatus {
+    in_child(|| {
+        if nnp {
+            no_new_privs();
+        }
+        if f.install().is_err() {
+            return 100;
+        }
+        body()
+    })
+}
+
 fn no_new_privs() {
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) changes a flag of the calling process only.
     let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
@@ -379,27 +393,25 @@ fn installed_filter_returns_errno_and_kills() {
     let path = c"/nonexistent-harun-seccomp-test/dir";
 
     // ERRNO: mkdir fails with the chosen errno (it would be ENOENT without the filter).
-    let status = in_child(|| {
-        no_new_privs();
-        if f.install().is_err() {
-            return 100;
-        }
-        // SAFETY: a valid NUL-terminated path.
-        let r = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
-        if r == 0 {
-            101
-        } else {
-            Errno::last_raw()
-        }
-    });
-    assert!(matches!(status, WaitStatus::Exited(_, 18)), "{status:?}");
+    // Without no_new_privs too: root (CAP_SYS_ADMIN) may install it.
+    for nnp in [true, false] {
+        let status = under_filter(&f, nnp, || {
+            // SAFETY: a valid NUL-terminated path.
+            let r = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
+            if r == 0 {
+                101
+            } else {
+                Errno::last_raw()
+            }
+        });
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 18)),
+            "{nnp}: {status:?}"
+        );
+    }
 
     // KILL_PROCESS: getppid ends the process with SIGSYS.
-    let status = in_child(|| {
-        no_new_privs();
-        if f.install().is_err() {
-            return 100;
-        }
+    let status = under_filter(&f, true, || {
         // SAFETY: getppid has no arguments and no side effects.
         unsafe { libc::syscall(libc::SYS_getppid) };
         102
@@ -408,21 +420,6 @@ fn installed_filter_returns_errno_and_kills() {
         matches!(status, WaitStatus::Signaled(_, Signal::SIGSYS, _)),
         "{status:?}"
     );
-
-    // Without no_new_privs, root (CAP_SYS_ADMIN) may install it too.
-    let status = in_child(|| {
-        if f.install().is_err() {
-            return 100;
-        }
-        // SAFETY: a valid NUL-terminated path.
-        let r = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
-        if r == 0 {
-            101
-        } else {
-            Errno::last_raw()
-        }
-    });
-    assert!(matches!(status, WaitStatus::Exited(_, 18)), "{status:?}");
 }
 
 #[test]
@@ -434,11 +431,7 @@ fn installed_filter_answers_enosys_above_the_largest_syscall() {
         "syscalls": [{"names": ["exit", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"}]
     })))
     .unwrap();
-    let status = in_child(|| {
-        no_new_privs();
-        if f.install().is_err() {
-            return 100;
-        }
+    let status = under_filter(&f, true, || {
         // clone3 is newer than all of them: ENOSYS, as from a kernel without it.
         // SAFETY: clone3(NULL, 0) creates nothing: the filter or the kernel refuses it.
         let r = unsafe { libc::syscall(libc::SYS_clone3, 0, 0) };
@@ -463,11 +456,7 @@ fn installed_filter_answers_enosys_above_the_largest_syscall() {
 #[test]
 fn installed_docker_default_profile_is_one_filter() {
     let f = Filter::compile(&docker_default()).unwrap();
-    let status = in_child(|| {
-        no_new_privs();
-        if f.install().is_err() {
-            return 100;
-        }
+    let status = under_filter(&f, true, || {
         // mount is denied with EPERM, getpid allowed.
         // SAFETY: null pointers are valid arguments; the filter answers before the kernel
         // looks at them.
