@@ -32,6 +32,14 @@ fn main() {
     // What the completion scripts call: `harun __complete -- WORDS...`, the words of the
     // command line being completed (not a command of harun's own, so not in `--help`).
     let argv: Vec<String> = std::env::args().collect();
+    // The same binary is containerd's shim when called by that name.
+    #[cfg(feature = "shim")]
+    if argv
+        .first()
+        .is_some_and(|a| harun_supervisor::shim::invoked_as_shim(a))
+    {
+        std::process::exit(harun_supervisor::shim::main(&argv));
+    }
     if let [_, complete, dash, words @ ..] = &argv[..] {
         if complete == "__complete" && dash == "--" {
             std::process::exit(commands::completion::complete(words));

@@ -11,6 +11,7 @@
 mod report;
 mod scenarios;
 mod setup;
+mod shim;
 mod spawn;
 
 use std::path::PathBuf;
@@ -34,14 +35,21 @@ usage: harun-bench --harun PATH [OPTIONS]
   --warmup N                  unrecorded rounds first (default 3)
   --batch N                   containers per batch (default 100)
   --batch-rounds N            rounds of the batch scenarios (default 3)
-  --only LIST                 scenarios, comma-separated: run,limited,phases,exec,batch
+  --shim-harun PATH           the harun build with the containerd shim (the `shim` feature,
+                              on by default; edge builds leave it out) for the shim
+                              scenario (default: --harun)
+  --only LIST                 scenarios, comma-separated: run,limited,phases,exec,batch,
+                              shim
   --timeout SECS              longest a single command may take (default 120)
   --json FILE                 write every sample as JSON
   --work-in DIR               parent of the work dir (default /run)";
 
+const SCENARIOS: [&str; 6] = ["run", "limited", "phases", "exec", "batch", "shim"];
+
 #[derive(Debug)]
 struct Args {
     harun: PathBuf,
+    shim_harun: Option<PathBuf>,
     also: Vec<setup::Also>,
     crun: Option<PathBuf>,
     runc: Option<PathBuf>,
@@ -72,6 +80,7 @@ fn main() -> ExitCode {
 fn parse(argv: Vec<String>) -> R<Args> {
     let mut a = Args {
         harun: PathBuf::new(),
+        shim_harun: None,
         also: Vec::new(),
         crun: which("crun"),
         runc: which("runc"),
@@ -81,9 +90,7 @@ fn parse(argv: Vec<String>) -> R<Args> {
             batch: 100,
             batch_rounds: 3,
         },
-        only: ["run", "limited", "phases", "exec", "batch"]
-            .map(String::from)
-            .to_vec(),
+        only: SCENARIOS.map(String::from).to_vec(),
         timeout: 120,
         json: None,
         work_in: PathBuf::from("/run"),
@@ -97,6 +104,7 @@ fn parse(argv: Vec<String>) -> R<Args> {
         };
         match flag.as_str() {
             "--harun" => a.harun = value()?.into(),
+            "--shim-harun" => a.shim_harun = Some(value()?.into()),
             "--also" => a.also.push(parse_also(&value()?, false)?),
             "--also-ro" => a.also.push(parse_also(&value()?, true)?),
             "--crun" => a.crun = Some(value()?.into()),
@@ -132,7 +140,7 @@ fn parse(argv: Vec<String>) -> R<Args> {
         return Err("--harun PATH is required".into());
     }
     for s in &a.only {
-        if !["run", "limited", "phases", "exec", "batch"].contains(&s.as_str()) {
+        if !SCENARIOS.contains(&s.as_str()) {
             return Err(format!("--only: unknown scenario `{s}`"));
         }
     }
@@ -157,7 +165,7 @@ fn parse_also(v: &str, readonly: bool) -> R<setup::Also> {
     })
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/bin"].map(PathBuf::from))
@@ -191,6 +199,13 @@ fn bench(a: &Args) -> R<()> {
         setup::unmount_after_failure(tmp.path());
     })?;
     let measured = measure(&mut world, a);
+    let shim = if a.only.iter().any(|o| o == "shim") && measured.is_ok() {
+        eprintln!("harun-bench: shim");
+        let harun = a.shim_harun.as_deref().unwrap_or(&a.harun);
+        Some(shim::measure(&a.plan, tmp.path(), harun, a.runc.as_deref()))
+    } else {
+        None
+    };
     // Before teardown: the binaries live on the work dir's tmpfs.
     let (mut meta, sizes) = (machine(&world, a), sizes(&world));
     meta["load"] = json!([load_before, loadavg()]);
@@ -202,6 +217,12 @@ fn bench(a: &Args) -> R<()> {
     println!("{}", meta_lines(&meta));
     println!("{}", report::wall_table(&rows));
     println!("{}", report::resource_table(&rows, &sizes));
+    match shim {
+        Some(Ok(tables)) => println!("{tables}"),
+        Some(Err(e)) if e.starts_with("skipped") => println!("containerd shim scenario {e}\n"),
+        Some(Err(e)) => return Err(format!("shim scenario: {e}")),
+        None => {}
+    }
     if let Some(file) = &a.json {
         let text =
             serde_json::to_string_pretty(&report::json(&rows, meta)).map_err(|e| e.to_string())?;

@@ -5,6 +5,11 @@
 //!
 //! `cargo test -p harun-integration --test clients_containerd [FILTER...]`; with
 //! `HARUN_CLIENT_RUNTIME=/usr/sbin/runc` the same checks run against runc (the control).
+//!
+//! `HARUN_CLIENT_SHIM=1`: the same checks through harun's own shim (`ctr run --runtime
+//! io.containerd.harun.v2`, the shim found on containerd's PATH; `HARUN_CLIENT_SHIM=path`:
+//! by its absolute path), plus what only a shim can be asked: containerd killed and
+//! restarted under running tasks, and the order of the task events.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,17 +20,20 @@ use harun_integration::clients::cmd::{Cmd, Out};
 use harun_integration::clients::containerd::Containerd;
 use harun_integration::clients::host::{self, patience};
 use harun_integration::clients::image::{self, Image, Spec};
+use harun_integration::clients::runtime::{shim_by_path, SHIM_RUNTIME};
 use harun_integration::clients::suite::SuiteEnv;
 use harun_integration::ensure;
 
 const IMAGE: &str = "docker.io/library/busybox:local";
 const NS: &str = "hc";
 const SERVICE: &str = "echo started; trap 'echo stopping; exit 0' TERM; while :; do sleep 1; done";
+/// Where harun's shim keeps container state when containerd does not say.
+const SHIM_DEFAULT_ROOT: &str = "/run/containerd/harun";
 
 struct Ctx {
     env: SuiteEnv,
     ctd: Containerd,
-    /// The runtime's state root (`--runc-root`).
+    /// The runtime's state root (`--runc-root`; the shim's default root in shim mode).
     runc_root: PathBuf,
     /// Flags every `ctr run` gets: the runtime, its root, and what this host needs.
     run_flags: Vec<String>,
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
     service(&mut suite, &ctx);
     lifecycle(&mut suite, &ctx);
     options(&mut suite, &ctx);
+    shim_checks(&mut suite, &mut ctx);
     suite.check("runtime calls are the documented contract", || {
         ctx.env.check_contract("containerd")
     });
@@ -134,14 +143,30 @@ fn main() -> ExitCode {
 
 fn setup() -> Result<Ctx, String> {
     let env = SuiteEnv::new("harun-clients-containerd")?;
-    let ctd = Containerd::start(&env.path("containerd"), None)?;
-    let runc_root = env.path("runc-root");
-    let mut run_flags = vec![
-        "--runc-binary".to_string(),
-        env.runtime.wrapper.to_string_lossy().into_owned(),
-        "--runc-root".into(),
-        runc_root.to_string_lossy().into_owned(),
-    ];
+    let ctd = Containerd::start(&env.path("containerd"), None, env.runtime.bin_dir())?;
+    let (runc_root, mut run_flags) = match &env.runtime.shim {
+        Some(shim) => {
+            let runtime = if shim_by_path() {
+                shim.to_string_lossy().into_owned()
+            } else {
+                SHIM_RUNTIME.to_string()
+            };
+            (
+                PathBuf::from(SHIM_DEFAULT_ROOT),
+                vec!["--runtime".to_string(), runtime],
+            )
+        }
+        None => {
+            let root = env.path("runc-root");
+            let flags = vec![
+                "--runc-binary".to_string(),
+                env.runtime.wrapper.to_string_lossy().into_owned(),
+                "--runc-root".into(),
+                root.to_string_lossy().into_owned(),
+            ];
+            (root, flags)
+        }
+    };
     if let Some(why) = host::lacks_controllers(&["cpu"]) {
         // ctr gives every container cpu.shares 1024 unless told otherwise; a cgroup-v2
         // runtime cannot honour it without the cpu controller (runc could not either).
@@ -219,6 +244,51 @@ fn run_basics(s: &mut Suite, c: &Ctx) {
         let out = c.in_terminal(&args)?.ok()?;
         ensure!(out.stdout.contains("/dev/pts/0"), "{out}");
         Ok(())
+    });
+    // Measured: through containerd 1.6.20's runc shim (with runc as with harun) `cat` never
+    // sees the end of a stdin that ctr reads from a file; the check times out.
+    let runc_shim =
+        c.env.runtime.shim.is_none().then(|| {
+            "hangs with containerd 1.6's runc shim, runc too (harun's shim only)".to_string()
+        });
+    s.check_unless("run reads stdin to its end", runc_shim, || {
+        let out = c
+            .run(&["--rm"], "hc-stdin", &["sh", "-c", "cat; echo done"])
+            .stdin("line one\nline two\n")
+            .run()?
+            .ok()?;
+        ensure!(out.stdout == "line one\nline two\ndone\n", "{out}");
+        Ok(())
+    });
+    s.check("--log-uri binary:// feeds a logging binary", || {
+        // containerd's protocol: stdout on fd 3, stderr on fd 4, ready when fd 5 closes.
+        let logger = c.env.path("hc-logger");
+        let log = c.env.path("hc-logger.out");
+        let script = format!(
+            "#!/bin/sh\nexec 5>&-\n{{ cat <&3 | sed 's/^/out /'; }} >>'{l}' &\n\
+             {{ cat <&4 | sed 's/^/err /'; }} >>'{l}.err' &\nwait\n",
+            l = log.display()
+        );
+        std::fs::write(&logger, script).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        let uri = format!("binary://{}", logger.display());
+        c.run(
+            &["--rm", "--log-uri", &uri],
+            "hc-logger",
+            &["sh", "-c", "echo to-out; echo to-err >&2"],
+        )
+        .run()?
+        .ok()?;
+        eventually(patience(Duration::from_secs(10)), || {
+            let out = std::fs::read_to_string(&log).unwrap_or_default();
+            let err = std::fs::read_to_string(format!("{}.err", log.display())).unwrap_or_default();
+            if out == "out to-out\n" && err == "err to-err\n" {
+                Ok(())
+            } else {
+                Err(format!("logged {out:?} and {err:?}"))
+            }
+        })
     });
     s.check("--env --cwd", || {
         let out = c
@@ -437,7 +507,12 @@ fn lifecycle(s: &mut Suite, c: &Ctx) {
 }
 
 fn options(s: &mut Suite, c: &Ctx) {
-    s.check("the runtime state lives in --runc-root", || {
+    let name = if c.env.runtime.shim.is_some() {
+        "the runtime state lives in the shim's root"
+    } else {
+        "the runtime state lives in --runc-root"
+    };
+    s.check(name, || {
         c.run(&["-d"], "hc-root", &["sleep", "1000"]).run()?.ok()?;
         let entry = c.runc_root.join(NS).join("hc-root");
         let there = entry.exists();
@@ -452,6 +527,319 @@ fn options(s: &mut Suite, c: &Ctx) {
         ensure!(!entry.exists(), "{} outlived the delete", entry.display());
         Ok(())
     });
+}
+
+/// What containerd asks of a shim beyond the runtime calls: surviving containerd, and the
+/// order of its events. Checked with either shim (the runc shim is the control), except
+/// what containerd 1.6's runc shim does not promise.
+fn shim_checks(s: &mut Suite, c: &mut Ctx) {
+    let why_not = c
+        .env
+        .runtime
+        .shim
+        .is_none()
+        .then(|| "harun's shim only (HARUN_CLIENT_SHIM=1)".to_string());
+    s.check_unless("run --rm by the shim's absolute path", why_not, || {
+        let shim = c.env.runtime.shim.as_ref().ok_or("no shim")?;
+        let out = c
+            .ctd
+            .ctr(NS)
+            .args(["run", "--rm", "--runtime"])
+            .arg(shim)
+            .args(c.run_flags.iter().skip(2))
+            .args([IMAGE, "hc-bypath", "echo", "by path"])
+            .run()?
+            .ok()?;
+        ensure!(out.stdout == "by path\n", "{out}");
+        Ok(())
+    });
+    let why_not = c
+        .env
+        .runtime
+        .shim
+        .is_none()
+        .then(|| "harun's shim only: containerd's runc shim always reports 137".to_string());
+    s.check_unless(
+        "a shim killed: its delete reports the recorded exit status",
+        why_not,
+        || dead_shim(c),
+    );
+    s.check_unless(
+        "an OOM kill is a /tasks/oom event",
+        host::lacks_controllers(&["memory"]),
+        || oom_event(c),
+    );
+    s.check(
+        "containerd killed and restarted: tasks run on, output flows",
+        || containerd_restart(c),
+    );
+    s.check("task and exec events in containerd's order", || {
+        event_order(c)
+    });
+}
+
+fn log_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+fn task_pid(c: &Ctx, id: &str) -> Result<String, String> {
+    let ls = c.ok(&["task", "ls"])?;
+    ls.lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+        .ok_or_else(|| format!("no task {id} in:\n{ls}"))
+}
+
+fn containerd_restart(c: &mut Ctx) -> CheckResult {
+    let id = "hc-restart";
+    let log = c.env.path("hc-restart.log");
+    let ticker = "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done";
+    let uri = format!("file://{}", log.display());
+    c.run(&["-d", "--log-uri", &uri], id, &["sh", "-c", ticker])
+        .run()?
+        .ok()?;
+    c.wait_task(id, "RUNNING")?;
+    let grows = |from: usize| {
+        eventually(patience(Duration::from_secs(10)), || {
+            let n = log_lines(&log);
+            if n > from {
+                Ok(n)
+            } else {
+                Err(format!(
+                    "{} has {n} lines, not more than {from}",
+                    log.display()
+                ))
+            }
+        })
+    };
+    grows(2)?;
+    let pid = task_pid(c, id)?;
+    c.ctd.kill()?;
+    let down = log_lines(&log);
+    grows(down + 3).map_err(|e| format!("while containerd was down: {e}"))?;
+    c.ctd.restart()?;
+    c.wait_task(id, "RUNNING")?;
+    let again = task_pid(c, id)?;
+    ensure!(
+        pid == again,
+        "the task's pid was {pid}, is {again} after the restart"
+    );
+    grows(log_lines(&log) + 3).map_err(|e| format!("after the restart: {e}"))?;
+    let out = c.ok(&["task", "exec", "--exec-id", "r1", id, "echo", "reconnected"])?;
+    ensure!(out == "reconnected", "{out:?}");
+    c.ok(&["task", "kill", "-s", "SIGKILL", id])?;
+    c.wait_task(id, "STOPPED")?;
+    let code = c.delete(id)?;
+    ensure!(code == 137, "exit after SIGKILL: {code}");
+    Ok(())
+}
+
+/// `ctr events` while a task runs an exec and is killed: per process create/added, start,
+/// exit; the task's delete last; with harun's shim also the exec's exit before the init's.
+fn event_order(c: &Ctx) -> CheckResult {
+    let id = "hc-events";
+    let events = c
+        .ctd
+        .ctr(NS)
+        .arg("events")
+        .timeout(Duration::from_secs(600))
+        .spawn()?;
+    // Subscribed once it sees an event: a task of its own.
+    eventually(patience(Duration::from_secs(10)), || {
+        c.run(&["--rm"], "hc-events-probe", &["true"]).run()?.ok()?;
+        if events.stdout_now().contains("hc-events-probe") {
+            Ok(())
+        } else {
+            Err("ctr events saw nothing".to_string())
+        }
+    })?;
+    c.run(&["-d"], id, &["sleep", "1000"]).run()?.ok()?;
+    c.wait_task(id, "RUNNING")?;
+    c.ok(&[
+        "task",
+        "exec",
+        "--detach",
+        "--exec-id",
+        "ev1",
+        id,
+        "sleep",
+        "1000",
+    ])?;
+    c.ok(&["task", "kill", "-s", "SIGKILL", id])?;
+    c.wait_task(id, "STOPPED")?;
+    c.delete(id)?;
+    let seen = eventually(patience(Duration::from_secs(10)), || {
+        let text = events.stdout_now();
+        let seen = task_events(&text, id);
+        if seen.last().is_some_and(|(t, _)| t == "/tasks/delete") {
+            // The probe's events, with the probe's name as the process.
+            let mut all = task_events(&text, "hc-events-probe");
+            all.extend(seen);
+            Ok(all)
+        } else {
+            Err(format!("no /tasks/delete yet: {seen:?}"))
+        }
+    });
+    events.signal(nix::sys::signal::SIGKILL);
+    let _ = events.wait();
+    let seen = seen?;
+    let at = |topic: &str, who: &str| {
+        seen.iter()
+            .position(|(t, w)| t == topic && w == who)
+            .ok_or_else(|| format!("no {topic} of {who} in {seen:?}"))
+    };
+    // A task whose process exits at once: its exit still comes after its start. (The probe
+    // may have run more than once until ctr events saw it: its last run is whole.)
+    let probe = "hc-events-probe";
+    let p = |topic: &str| {
+        seen.iter()
+            .rposition(|(t, w)| t == topic && w == probe)
+            .ok_or_else(|| format!("no {topic} of {probe} in {seen:?}"))
+    };
+    let quick = [
+        p("/tasks/create")?,
+        p("/tasks/start")?,
+        p("/tasks/exit")?,
+        p("/tasks/delete")?,
+    ];
+    ensure!(
+        quick.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {seen:?}"
+    );
+    let order = [
+        at("/tasks/create", id)?,
+        at("/tasks/start", id)?,
+        at("/tasks/exec-added", "ev1")?,
+        at("/tasks/exec-started", "ev1")?,
+        at("/tasks/exit", "ev1")?,
+        at("/tasks/delete", id)?,
+    ];
+    ensure!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {seen:?}"
+    );
+    let init_exit = at("/tasks/exit", id)?;
+    ensure!(
+        init_exit > order[1] && init_exit < order[5],
+        "init exit: {seen:?}"
+    );
+    if c.env.runtime.shim.is_some() {
+        // containerd 1.6.20's runc shim publishes them in the order it reaps them.
+        ensure!(
+            init_exit > order[4],
+            "the init's exit before its exec's: {seen:?}"
+        );
+    }
+    Ok(())
+}
+
+/// A task exits with 3, then its shim is SIGKILLed: containerd cleans up with the shim's
+/// `delete`, whose exit status (recorded in the bundle) it publishes in TaskDelete.
+fn dead_shim(c: &Ctx) -> CheckResult {
+    let id = "hc-dead";
+    let events = c
+        .ctd
+        .ctr(NS)
+        .arg("events")
+        .timeout(Duration::from_secs(600))
+        .spawn()?;
+    c.run(&["-d"], id, &["sh", "-c", "exit 3"]).run()?.ok()?;
+    c.wait_task(id, "STOPPED")?;
+    let shims = shim_processes(id);
+    ensure!(!shims.is_empty(), "no shim process for {id}");
+    for pid in &shims {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
+    }
+    let deleted = eventually(patience(Duration::from_secs(20)), || {
+        let text = events.stdout_now();
+        text.lines()
+            .find(|l| l.contains("/tasks/delete") && l.contains(&format!("\"{id}\"")))
+            .map(str::to_string)
+            .ok_or_else(|| format!("no /tasks/delete for {id}: {text:?}"))
+    });
+    events.signal(nix::sys::signal::SIGKILL);
+    let _ = events.wait();
+    let deleted = deleted?;
+    ensure!(deleted.contains("\"exit_status\":3"), "{deleted}");
+    let ls = c.ok(&["task", "ls"])?;
+    ensure!(!ls.contains(id), "the task outlived its shim: {ls}");
+    c.ok(&["container", "rm", id]).map(drop)
+}
+
+/// Processes of harun's shim serving container `id` (`-id ID` in the command line).
+fn shim_processes(id: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            args.first()
+                .is_some_and(|a| a.ends_with(b"containerd-shim-harun-v2"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
+        })
+        .collect()
+}
+
+/// A container over its memory limit: the OOM killer ends it, containerd says so.
+fn oom_event(c: &Ctx) -> CheckResult {
+    let id = "hc-oom";
+    let events = c
+        .ctd
+        .ctr(NS)
+        .arg("events")
+        .timeout(Duration::from_secs(600))
+        .spawn()?;
+    // Past a 16 MiB limit at once: tail(1) keeps the "last line" of /dev/zero, which has
+    // no end.
+    let hog = "exec tail /dev/zero";
+    let out = c
+        .run(
+            &["--rm", "--memory-limit", "16777216"],
+            id,
+            &["sh", "-c", hog],
+        )
+        .run();
+    let seen = eventually(patience(Duration::from_secs(10)), || {
+        let text = events.stdout_now();
+        if task_events(&text, id)
+            .iter()
+            .any(|(t, _)| t == "/tasks/oom")
+        {
+            Ok(())
+        } else {
+            Err(format!("no /tasks/oom for {id}: {text:?}"))
+        }
+    });
+    events.signal(nix::sys::signal::SIGKILL);
+    let _ = events.wait();
+    let out = out?;
+    ensure!(out.code == 137, "not killed: {out}");
+    seen
+}
+
+/// (topic, process) of each `ctr events` line about container `id`: the process is the
+/// exec ID for exec events and exits of execs, else the container.
+fn task_events(text: &str, id: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let topic = l.split_whitespace().find(|w| w.starts_with("/tasks/"))?;
+            let v: serde_json::Value = serde_json::from_str(&l[l.find('{')?..]).ok()?;
+            if v.get("container_id")?.as_str()? != id {
+                return None;
+            }
+            let who = ["exec_id", "id"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(|x| x.as_str()))
+                .unwrap_or(id);
+            Some((topic.to_string(), who.to_string()))
+        })
+        .collect()
 }
 
 /// A cgroup file of a running task, read on the host.

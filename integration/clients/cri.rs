@@ -3,6 +3,9 @@
 //! runtime), driven over the CRI v1 gRPC API in the order a kubelet uses it: a pod sandbox
 //! (host network), containers in it, exec, logs, stats, resource updates, stop, removal.
 //!
+//! With `HARUN_CLIENT_SHIM=1` the handler is harun's own shim instead
+//! (`runtime_type = "io.containerd.harun.v2"`, one shim per pod).
+//!
 //! `cargo test -p harun-integration --test clients_cri [FILTER...]`. Needs the cpu, memory
 //! and pids controllers in cgroup v2 (containerd gives every pod sandbox cpu.shares), so it
 //! runs in the cgroup-v2 VM: `integration/vm/cargo-test -p harun-integration --test clients_cri`.
@@ -13,9 +16,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use harun_integration::clients::check::{eventually, CheckResult, Suite};
-use harun_integration::clients::containerd::{Containerd, Cri};
+use harun_integration::clients::containerd::{Containerd, Cri, CriRuntime};
 use harun_integration::clients::host::{self, patience};
 use harun_integration::clients::image::{self, Spec};
+use harun_integration::clients::runtime::SHIM_RUNTIME;
 use harun_integration::clients::suite::SuiteEnv;
 use harun_integration::ensure;
 use hyper_util::rt::TokioIo;
@@ -268,7 +272,11 @@ fn main() -> ExitCode {
 
 fn setup() -> Result<Ctx, String> {
     let env = SuiteEnv::new("harun-clients-cri")?;
-    let runtime_root = env.path("runtime-root");
+    let runtime_root = match env.runtime.shim {
+        // The shim's default root: CRI passes no runc options to another runtime type.
+        Some(_) => PathBuf::from("/run/containerd/harun"),
+        None => env.path("runtime-root"),
+    };
     let logs = env.path("pod-logs");
     let tag = env.tag_env();
     let busybox = image::build(
@@ -287,14 +295,23 @@ fn setup() -> Result<Ctx, String> {
             env: &[tag],
         },
     )?;
+    let runtime = match &env.runtime.shim {
+        Some(_) => CriRuntime::Shim {
+            runtime_type: SHIM_RUNTIME,
+        },
+        None => CriRuntime::RuncShim {
+            binary: &env.runtime.wrapper,
+            root: &runtime_root,
+        },
+    };
     let ctd = Containerd::start(
         &env.path("containerd"),
         Some(&Cri {
             handler: HANDLER,
-            binary: &env.runtime.wrapper,
-            root: &runtime_root,
+            runtime,
             sandbox_image: PAUSE,
         }),
+        env.runtime.bin_dir(),
     )?;
     for img in [&busybox, &pause] {
         ctd.ctr("k8s.io")
@@ -395,6 +412,20 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
         Ok(())
     });
     let svc = svc.into_inner();
+    let why_not = c
+        .env
+        .runtime
+        .shim
+        .is_none()
+        .then(|| "harun's shim only (HARUN_CLIENT_SHIM=1)".to_string());
+    s.check_unless("one shim serves the pod", why_not, || {
+        // The sandbox and the container: one daemon (and its engine), found by this
+        // suite's containerd socket in their command lines.
+        let sock = c.ctd.sock.to_string_lossy().into_owned();
+        let daemons = shim_daemons(&sock);
+        ensure!(daemons.len() == 1, "shim daemons for the pod: {daemons:?}");
+        Ok(())
+    });
     s.check("ExecSync: output, stderr, exit code", || {
         let r = cri.exec_sync(&svc, &["sh", "-c", "echo $HC; echo oops >&2; exit 3"])?;
         ensure!(
@@ -555,6 +586,27 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
         ensure!(l.items.is_empty(), "{l:?}");
         Ok(())
     });
+}
+
+/// harun shim daemons started by the containerd at `sock` (the engine, a fork of each,
+/// is named `harun-shim-eng`).
+fn shim_daemons(sock: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            comm.trim() != "harun-shim-eng"
+                && args
+                    .first()
+                    .is_some_and(|a| a.ends_with(b"containerd-shim-harun-v2"))
+                && args.contains(&sock.as_bytes())
+        })
+        .collect()
 }
 
 fn cleanup(c: &mut Ctx) -> CheckResult {

@@ -57,6 +57,11 @@ impl PidFd {
         self.pid
     }
 
+    /// The fd itself, e.g. to pass to another process (SCM_RIGHTS).
+    pub fn into_owned(self) -> OwnedFd {
+        self.fd
+    }
+
     /// Send `sig` (0: only check it is alive). ESRCH (exited meanwhile) is Ok(false).
     pub fn signal(&self, sig: i32) -> Result<bool> {
         // SAFETY: valid pidfd, null siginfo (the kernel fills in a default), no flags.

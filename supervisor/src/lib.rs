@@ -18,6 +18,7 @@
 //! - [`persist`]: the supervision dir `ROOT/.supervise/ID` and its record; [`events`]: the
 //!   JSON-lines event log; [`logs`]: the rotating container log; [`follow`]: `-f` readers.
 //! - [`control`]: what `stop`, `delete`, `inspect`, `list`, `logs`, `events` do from outside.
+//! - `shim` (feature `shim`): the containerd shim v2, `containerd-shim-harun-v2`.
 
 use std::fmt;
 
@@ -39,6 +40,8 @@ pub mod policy;
 pub mod reactor;
 pub mod rollout;
 pub mod service;
+#[cfg(feature = "shim")]
+pub mod shim;
 pub mod stdio;
 pub mod timers;
 

@@ -15,12 +15,19 @@ use crate::procs;
 pub struct Cri<'a> {
     /// The RuntimeClass handler name.
     pub handler: &'a str,
-    /// `options.BinaryName` of the runc shim: the runtime (its wrapper).
-    pub binary: &'a Path,
-    /// `options.Root`: the runtime's state root.
-    pub root: &'a Path,
+    pub runtime: CriRuntime<'a>,
     /// An image already imported into the `k8s.io` namespace, never pulled.
     pub sandbox_image: &'a str,
+}
+
+/// How the handler runs the runtime.
+#[derive(Debug, Clone)]
+pub enum CriRuntime<'a> {
+    /// Through containerd's runc shim: `options.BinaryName` (the runtime's wrapper) and
+    /// `options.Root` (its state root).
+    RuncShim { binary: &'a Path, root: &'a Path },
+    /// A shim of its own: `runtime_type`, found on containerd's PATH.
+    Shim { runtime_type: &'a str },
 }
 
 /// A running private containerd.
@@ -29,39 +36,65 @@ pub struct Containerd {
     dir: PathBuf,
     pub sock: PathBuf,
     out: PathBuf,
+    /// The daemon's PATH.
+    path: std::ffi::OsString,
     daemon: Option<Running>,
 }
 
 impl Containerd {
-    /// Starts containerd with everything under `dir`; the CRI plugin only with `cri`.
-    pub fn start(dir: &Path, cri: Option<&Cri<'_>>) -> Result<Containerd, String> {
+    /// Starts containerd with everything under `dir`; the CRI plugin only with `cri`;
+    /// `bin` first on its PATH (where it looks for shims, `containerd-shim-NAME-v2`).
+    pub fn start(dir: &Path, cri: Option<&Cri<'_>>, bin: &Path) -> Result<Containerd, String> {
         fs::create_dir_all(dir.join("cni")).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let config = dir.join("config.toml");
         fs::write(&config, config_toml(dir, cri))
             .map_err(|e| format!("write {}: {e}", config.display()))?;
-        let out = dir.join("out");
-        let daemon = Cmd::new("containerd", &out)
-            .arg("--config")
-            .arg(&config)
-            .arg("--log-level")
-            .arg("info")
-            .timeout(Duration::from_secs(24 * 3600))
-            .spawn()?;
-        let c = Containerd {
+        let path = match std::env::var_os("PATH") {
+            Some(p) => {
+                let mut dirs = vec![bin.to_path_buf()];
+                dirs.extend(std::env::split_paths(&p));
+                std::env::join_paths(dirs).map_err(|e| e.to_string())?
+            }
+            None => bin.as_os_str().to_owned(),
+        };
+        let mut c = Containerd {
             dir: dir.to_path_buf(),
             sock: dir.join("containerd.sock"),
-            out,
-            daemon: Some(daemon),
+            out: dir.join("out"),
+            path,
+            daemon: None,
         };
+        c.restart()?;
+        Ok(c)
+    }
+
+    /// Starts the daemon (again, after [`Containerd::kill`]) and waits until it answers.
+    pub fn restart(&mut self) -> Result<(), String> {
+        let daemon = Cmd::new("containerd", &self.out)
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .arg("--log-level")
+            .arg("info")
+            .env("PATH", &self.path)
+            .timeout(Duration::from_secs(24 * 3600))
+            .spawn()?;
+        self.daemon = Some(daemon);
         super::check::eventually(patience(Duration::from_secs(20)), || {
-            c.ctr("default")
+            self.ctr("default")
                 .arg("version")
                 .timeout(patience(Duration::from_secs(5)))
                 .run()?
                 .ok()
         })
-        .map_err(|e| format!("containerd did not come up: {e}"))?;
-        Ok(c)
+        .map(drop)
+        .map_err(|e| format!("containerd did not come up: {e}"))
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would; its shims and tasks live on.
+    pub fn kill(&mut self) -> Result<(), String> {
+        let d = self.daemon.take().ok_or("containerd is not running")?;
+        d.signal(nix::sys::signal::SIGKILL);
+        d.wait().map(drop)
     }
 
     /// `ctr --address SOCK -n NS ...`.
@@ -164,6 +197,24 @@ state = "{d}/state"
     if let Some(c) = cri {
         let p = r#"plugins."io.containerd.grpc.v1.cri""#;
         let h = c.handler;
+        let runtime = match &c.runtime {
+            CriRuntime::RuncShim { binary, root } => format!(
+                r#"[{p}.containerd.runtimes.{h}]
+  runtime_type = "io.containerd.runc.v2"
+[{p}.containerd.runtimes.{h}.options]
+  BinaryName = "{bin}"
+  Root = "{root}"
+  SystemdCgroup = false
+"#,
+                bin = binary.display(),
+                root = root.display(),
+            ),
+            CriRuntime::Shim { runtime_type } => format!(
+                r#"[{p}.containerd.runtimes.{h}]
+  runtime_type = "{runtime_type}"
+"#
+            ),
+        };
         t.push_str(&format!(
             r#"[{p}]
   sandbox_image = "{image}"
@@ -175,19 +226,11 @@ state = "{d}/state"
 [{p}.containerd]
   snapshotter = "overlayfs"
   default_runtime_name = "{h}"
-[{p}.containerd.runtimes.{h}]
-  runtime_type = "io.containerd.runc.v2"
-[{p}.containerd.runtimes.{h}.options]
-  BinaryName = "{bin}"
-  Root = "{root}"
-  SystemdCgroup = false
-[{p}.cni]
+{runtime}[{p}.cni]
   bin_dir = "/usr/lib/cni"
   conf_dir = "{d}/cni"
 "#,
             image = c.sandbox_image,
-            bin = c.binary.display(),
-            root = c.root.display(),
         ));
     }
     t

@@ -6,6 +6,12 @@
 //! name: podman passes `--log-format json` only to runtimes it knows) that appends every
 //! argument vector to a log and execs the runtime; the log is the contract the clients
 //! expect (integration/clients/README.md).
+//!
+//! `HARUN_CLIENT_SHIM=1`: containerd drives harun through harun's own shim
+//! (`containerd-shim-harun-v2`, a link to the binary in the wrapper's dir, which the suite
+//! puts first on containerd's PATH) instead of its runc shim. The shim calls the runtime
+//! in-process, so the contract is that no runtime binary is executed at all: the logging
+//! wrapper stays on that PATH and must log nothing.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,7 +30,40 @@ pub struct Runtime {
     pub real: PathBuf,
     /// The logging wrapper the clients are given.
     pub wrapper: PathBuf,
+    /// With `HARUN_CLIENT_SHIM=1`: `containerd-shim-harun-v2`, a link to the real binary,
+    /// next to the wrapper.
+    pub shim: Option<PathBuf>,
     log: PathBuf,
+}
+
+/// The shim's binary name and containerd's runtime name for it.
+pub const SHIM_NAME: &str = "containerd-shim-harun-v2";
+pub const SHIM_RUNTIME: &str = "io.containerd.harun.v2";
+
+/// `HARUN_CLIENT_SHIM=1` (by its runtime name) or `=path` (by its absolute path): the
+/// suites use harun's shim.
+pub fn shim_mode() -> bool {
+    std::env::var_os("HARUN_CLIENT_SHIM").is_some_and(|v| v == "1" || v == "path")
+}
+
+/// The sockets of harun's shims (`/run/containerd/s/harun-*`): a suite's must be gone when
+/// its containerd has stopped.
+pub fn shim_sockets() -> BTreeSet<PathBuf> {
+    fs::read_dir("/run/containerd/s")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("harun-"))
+        })
+        .collect()
+}
+
+/// `HARUN_CLIENT_SHIM=path`: `ctr run --runtime /abs/path/containerd-shim-harun-v2`.
+pub fn shim_by_path() -> bool {
+    std::env::var_os("HARUN_CLIENT_SHIM").is_some_and(|v| v == "path")
 }
 
 /// The harun binary of this build: `$HARUN_BIN`, else `harun` next to the test executable's
@@ -72,16 +111,36 @@ impl Runtime {
         fs::write(&wrapper, script).map_err(|e| format!("write {}: {e}", wrapper.display()))?;
         fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))
             .map_err(|e| format!("chmod {}: {e}", wrapper.display()))?;
+        let shim = if shim_mode() {
+            if name != "harun" {
+                return Err(format!(
+                    "HARUN_CLIENT_SHIM=1 needs harun as the runtime, not {}",
+                    real.display()
+                ));
+            }
+            let link = bin.join(SHIM_NAME);
+            std::os::unix::fs::symlink(&real, &link)
+                .map_err(|e| format!("symlink {}: {e}", link.display()))?;
+            Some(link)
+        } else {
+            None
+        };
         Ok(Runtime {
             name,
             real,
             wrapper,
+            shim,
             log,
         })
     }
 
     pub fn is_harun(&self) -> bool {
         self.name == "harun"
+    }
+
+    /// The dir of the wrapper (and of the shim link): first on a daemon's PATH.
+    pub fn bin_dir(&self) -> &Path {
+        self.wrapper.parent().unwrap_or(Path::new("/"))
     }
 
     /// Every call so far, as argument vectors.

@@ -57,9 +57,15 @@ pub struct ProcessFlags {
 /// Read a process JSON file (`--process`); errors name the file and the field.
 pub fn process_from_file(path: &Path) -> Result<Process> {
     let text = crate::spec::read_json_file(path)?;
-    let in_file = |field: &str, reason| Error::spec(format!("{}: {field}", path.display()), reason);
+    process_from_json(&text, &path.display().to_string())
+}
+
+/// A process from its JSON (what containerd's shim API carries); errors name `origin` and
+/// the field.
+pub fn process_from_json(text: &[u8], origin: &str) -> Result<Process> {
+    let in_file = |field: &str, reason| Error::spec(format!("{origin}: {field}"), reason);
     let process: Process =
-        crate::spec::parse_json(&text).map_err(|(field, reason)| in_file(&field, reason))?;
+        crate::spec::parse_json(text).map_err(|(field, reason)| in_file(&field, reason))?;
     user::validate_ids(process.user(), "user").map_err(|e| match e {
         Error::InvalidSpec { field, reason } => in_file(&field, reason),
         other => other,

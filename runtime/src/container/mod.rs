@@ -9,7 +9,10 @@ mod users;
 mod wait;
 
 pub use create::{create, Console, CreateOptions, Created, ProcessOverrides};
-pub use exec::{exec, process_from_file, process_from_flags, ExecOptions, Execed, ProcessFlags};
+pub use exec::{
+    exec, process_from_file, process_from_flags, process_from_json, ExecOptions, Execed,
+    ProcessFlags,
+};
 pub use lifecycle::{
     delete, delete_own, kill, list, start, start_or_remove, start_own, state, Started, STOP_MARKER,
 };

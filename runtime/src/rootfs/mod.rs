@@ -12,7 +12,7 @@ mod copyup;
 mod devices;
 pub mod host;
 mod mounts;
-mod options;
+pub mod options;
 pub mod overlay;
 mod paths;
 mod pivot;

@@ -156,7 +156,7 @@ pub(crate) fn propagation(name: &str) -> Option<MsFlags> {
 
 /// All options of one mount entry, folded in order (a later `rw` undoes an earlier `ro`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MountOptions {
+pub struct MountOptions {
     /// Flags for the mount call (never propagation, never MS_BIND/MS_REC).
     pub flags: MsFlags,
     /// Propagation changes, in order, each its own mount(2) call.
@@ -170,7 +170,7 @@ pub(crate) struct MountOptions {
 }
 
 /// Fold `options`. Unsupported options are skipped here; [`super::validate`] refuses them.
-pub(crate) fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
+pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
     let mut out = MountOptions {
         flags: MsFlags::empty(),
         propagation: Vec::new(),
