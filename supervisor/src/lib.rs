@@ -14,7 +14,8 @@
 //!   [`deps`], [`rollout`]: health checks, start order, rolling updates (pure, like
 //!   [`policy`]); [`bundle`]: the config each replica is created from; [`stdio`]: where
 //!   container output goes (a FIFO that outlives the supervisor); [`notify`]: `READY=1`.
-//! - [`ctl`]: the control socket's protocol; [`metrics`]: Prometheus text.
+//! - [`ctl`]: the control socket's protocol; [`metrics`]: Prometheus text; [`shed`]: memory
+//!   given back once idle (the supervisor's and the shim's).
 //! - [`persist`]: the supervision dir `ROOT/.supervise/ID` and its record; [`events`]: the
 //!   JSON-lines event log; [`logs`]: the rotating container log; [`follow`]: `-f` readers.
 //! - [`control`]: what `stop`, `delete`, `inspect`, `list`, `logs`, `events` do from outside.
@@ -40,6 +41,7 @@ pub mod policy;
 pub mod reactor;
 pub mod rollout;
 pub mod service;
+pub mod shed;
 #[cfg(feature = "shim")]
 pub mod shim;
 pub mod stdio;

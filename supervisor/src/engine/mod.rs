@@ -90,6 +90,11 @@ enum Source {
     Conn(u64),
 }
 
+/// How long after the last create or exec the supervisor gives memory back: the heap a
+/// create parsed a whole config into, and the code it ran (crate::shed). Not at once: a
+/// container restarting in a loop would fault that code back in every time.
+const IDLE_AFTER_MS: u64 = 1000;
+
 /// A deadline, by container.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Timer {
@@ -99,6 +104,8 @@ enum Timer {
     ProbeTimeout(String),
     /// A rolling update's window for a new replica.
     Window(String),
+    /// A second after the last create or exec: give memory back (`shed`).
+    Idle,
 }
 
 impl Timer {
@@ -109,6 +116,7 @@ impl Timer {
             | Timer::Probe(id)
             | Timer::ProbeTimeout(id)
             | Timer::Window(id) => id,
+            Timer::Idle => "",
         }
     }
 }
@@ -277,11 +285,13 @@ impl<'r> Engine<'r> {
             if self.finished() {
                 return Ok(());
             }
+            if std::mem::take(&mut self.ctx.allocated) {
+                self.ctx
+                    .timers
+                    .set(Timer::Idle, self.ctx.mono() + IDLE_AFTER_MS);
+            }
             let deadline = self.ctx.timers.next();
             self.ctx.reactor.arm_at(deadline)?;
-            if std::mem::take(&mut self.ctx.allocated) {
-                give_back_memory();
-            }
             for (token, writable) in self.ctx.reactor.wait(&mut events)? {
                 match token {
                     reactor::SIGNALS => {
@@ -309,6 +319,10 @@ impl<'r> Engine<'r> {
 
     fn on_timers(&mut self) {
         for timer in self.ctx.timers.take_due(self.ctx.mono()) {
+            if timer == Timer::Idle {
+                crate::shed::clean_file_pages();
+                continue;
+            }
             if let Timer::Window(id) = &timer {
                 self.on_window(id.clone());
                 continue;
@@ -459,17 +473,6 @@ impl<'r> Engine<'r> {
                 });
             }
         }
-    }
-}
-
-/// Returns the heap's free pages to the kernel. A create or an exec parses a whole config
-/// and frees it again; glibc keeps such memory for later, and a supervisor that sleeps
-/// for days would hold it all that time.
-fn give_back_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

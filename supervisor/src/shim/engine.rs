@@ -220,7 +220,7 @@ fn serve(requests: &Wire, exits: &Wire, own: &[RawFd]) -> io::Result<()> {
             Err(e) => return Err(e.into()),
             Ok(0) => {
                 worked = false;
-                super::shed::clean_file_pages();
+                crate::shed::clean_file_pages();
                 continue;
             }
             Ok(_) => {}

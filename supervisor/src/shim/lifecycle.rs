@@ -150,7 +150,7 @@ fn daemon(f: &Flags, listener: OwnedFd, socket: &Path) -> Result<(), String> {
     let (events, events_thread) = Publisher::spawn(
         ttrpc_address,
         f.namespace.clone(),
-        super::shed::clean_file_pages,
+        crate::shed::clean_file_pages,
     )
     .map_err(|e| format!("events thread: {e}"))?;
     let events = Arc::new(events);

@@ -59,7 +59,6 @@ mod mounts;
 mod oom;
 mod record;
 mod service;
-mod shed;
 mod stdio;
 mod tasks;
 mod wire;

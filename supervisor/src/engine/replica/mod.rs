@@ -527,7 +527,7 @@ impl Replica {
             Timer::Kill(_) => self.kill_now(ctx),
             Timer::Probe(_) => self.start_probe(ctx),
             Timer::ProbeTimeout(_) => self.probe_timed_out(),
-            Timer::Window(_) => {}
+            Timer::Window(_) | Timer::Idle => {}
         }
     }
 

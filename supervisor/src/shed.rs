@@ -1,8 +1,8 @@
 //! Giving back the page-table entries of clean, read-only file mappings (the binary's and
-//! the C library's code and constants) once the shim has gone idle.
+//! the C library's code and constants) once the process has gone idle.
 //!
-//! A shim spends its life waiting. What it executed to get there (the whole create path in
-//! the engine, the ttrpc and protobuf code in the daemon) stays mapped, and every page of it
+//! A shim or a supervisor spends its life waiting. What it executed to get there (the whole
+//! create path; in the shim the ttrpc and protobuf code too) stays mapped, and every page of it
 //! counts in each process's RSS although it is page cache shared with every other harun
 //! process: ~2 MiB of text per process. MADV_DONTNEED on a private file mapping that has no
 //! private (written) page drops only those mappings: the pages stay in the page cache and
