@@ -18,7 +18,7 @@ fn bad_flags_are_named() {
         (&["--restart", "always:3"], &["`always` takes no retry count"]),
         (&["--restart", "always", "--restart-delay", "-1s"], &["--restart-delay: invalid duration `-1s`: negative durations are not allowed"]),
         (&["--restart", "always", "--restart-delay", "1.5s"], &["--restart-delay: invalid duration `1.5s`: fractions are not supported (write `1500ms` for 1.5s)"]),
-        (&["--restart", "always", "--restart-delay", "0"], &["restart delay must be at least 1ms"]),
+        (&["--restart", "always", "--restart-delay", "0", "--restart-max-delay", "0"], &["restart max delay must be at least 1ms (a container that keeps failing backs off)"]),
         (&["--restart", "always", "--restart-delay", "2m"], &["restart max delay (1m) is shorter than the restart delay (2m)"]),
         (&["--restart", "always", "--restart-limit", "5"], &["--restart-limit: invalid restart limit `5`: missing `/S`"]),
         (&["--restart", "always", "--restart-limit", "-5/10s"], &["--restart-limit: invalid restart limit `-5/10s`: exit count `-5` is not a whole number"]),

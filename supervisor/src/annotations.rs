@@ -414,13 +414,23 @@ mod tests {
             ..Overrides::default()
         };
         assert!(resolve(&annotations, flags).is_ok());
-        // A zero delay is refused wherever it comes from.
+        // A zero delay is allowed (the first restart at once), a zero cap refused, wherever
+        // they come from.
         let flags = Overrides {
             delay: Some(Duration::ZERO),
             ..Overrides::default()
         };
-        let err = resolve(&HashMap::new(), flags).expect_err("zero delay");
-        assert_eq!(err.to_string(), "restart delay must be at least 1ms");
+        assert!(resolve(&HashMap::new(), flags).is_ok());
+        let flags = Overrides {
+            delay: Some(Duration::ZERO),
+            max_delay: Some(Duration::ZERO),
+            ..Overrides::default()
+        };
+        let err = resolve(&HashMap::new(), flags).expect_err("zero max delay");
+        assert_eq!(
+            err.to_string(),
+            "restart max delay must be at least 1ms (a container that keeps failing backs off)"
+        );
     }
 
     #[test]

@@ -170,6 +170,10 @@ pub struct Backoff {
     pub reset_after: Duration,
 }
 
+/// The least delay of a restart after another restart without a reset (see
+/// [`Backoff::next_delay`]): a crash loop never spins, whatever the settings.
+pub const MIN_BACKOFF_STEP: Duration = Duration::from_millis(1);
+
 impl Default for Backoff {
     /// Docker's restart manager: 100 ms, doubling, cap 1 min, reset after 10 s of running.
     fn default() -> Self {
@@ -184,18 +188,25 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The delay after `previous` (`None`: the first restart since a reset). Never above `max`.
+    /// A zero `initial` restarts at once the first time only: the delays after it start at
+    /// [`MIN_BACKOFF_STEP`], so a container that keeps failing still backs off.
     pub fn next_delay(&self, previous: Option<Duration>) -> Duration {
         let next = match previous {
             None => self.initial,
-            Some(previous) => previous.checked_mul(self.factor).unwrap_or(Duration::MAX),
+            Some(previous) => previous
+                .checked_mul(self.factor)
+                .unwrap_or(Duration::MAX)
+                .max(MIN_BACKOFF_STEP),
         };
         next.min(self.max)
     }
 
     /// Checks the numbers make sense together.
     pub fn validate(&self) -> Result<()> {
-        if self.initial.is_zero() {
-            return Err(Error::new("restart delay must be at least 1ms"));
+        if self.max < MIN_BACKOFF_STEP {
+            return Err(Error::new(
+                "restart max delay must be at least 1ms (a container that keeps failing backs off)",
+            ));
         }
         if self.max < self.initial {
             return Err(Error::new(format!(

@@ -159,6 +159,21 @@ fn custom_backoff_numbers() {
 }
 
 #[test]
+fn zero_delay_restarts_at_once_then_backs_off() {
+    let mut s = settings("always");
+    s.backoff.initial = Duration::ZERO;
+    // The first restart since a reset at once; a container that keeps failing still backs
+    // off from 1 ms, doubling: it cannot spin.
+    check(s, &quick_crashes(0, &[0, 1, 2, 4, 8]));
+    s.backoff.factor = 1;
+    check(s, &quick_crashes(0, &[0, 1, 1, 1]));
+    // A run of reset_after starts over at zero.
+    let mut steps = quick_crashes(0, &[0, 1]);
+    steps.extend([(100, START, KEEP), (10_100, code(1), after(0))]);
+    check(s, &steps);
+}
+
+#[test]
 fn backoff_resets_after_a_long_enough_run() {
     let mut steps = quick_crashes(0, &[100, 200]);
     // t = 330: a run of exactly reset_after (10 s) resets to the first delay.
@@ -845,12 +860,22 @@ fn validates_backoff() {
     assert_eq!(Settings::default().validate(), Ok(()));
     let bad = |b: Backoff| b.validate().expect_err("invalid").to_string();
     let base = Backoff::default();
+    // Zero: the first restart at once (then 1 ms, doubling); a zero cap is refused.
+    assert_eq!(
+        Backoff {
+            initial: Duration::ZERO,
+            ..base
+        }
+        .validate(),
+        Ok(())
+    );
     assert_eq!(
         bad(Backoff {
             initial: Duration::ZERO,
+            max: Duration::ZERO,
             ..base
         }),
-        "restart delay must be at least 1ms"
+        "restart max delay must be at least 1ms (a container that keeps failing backs off)"
     );
     assert_eq!(
         bad(Backoff {
