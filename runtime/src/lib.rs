@@ -19,6 +19,7 @@ pub mod procfs;
 pub mod rootfs;
 pub mod security;
 pub mod signal;
+pub mod sort;
 pub mod spec;
 pub mod state;
 pub mod stderr;

@@ -104,7 +104,7 @@ impl Store {
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|id| validate_id(id).is_ok() && id != DAEMON_DIR)
             .collect();
-        ids.sort();
+        harun_runtime::sort::sort(&mut ids);
         ids
     }
 

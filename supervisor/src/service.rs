@@ -110,7 +110,7 @@ fn health_check(a: &HashMap<String, String>) -> Result<Option<Check>> {
             .keys()
             .filter(|k| k.starts_with("run.harun.health."))
             .collect();
-        others.sort();
+        harun_runtime::sort::sort(&mut others);
         return match others.first() {
             Some(key) => Err(
                 Error::new(format!("needs `{HEALTH_CMD}` (the check to run)"))
@@ -374,7 +374,7 @@ pub fn scan(dir: &Path) -> harun_runtime::Result<Vec<Service>> {
         }
         names.push(name);
     }
-    names.sort();
+    harun_runtime::sort::sort(&mut names);
     let services = names
         .iter()
         .map(|n| Service::load(n, &dir.join(n)))

@@ -253,7 +253,7 @@ pub fn features() -> serde_json::Value {
 /// The names of the values of `all` that `keep` keeps, sorted.
 fn names<T: fmt::Display>(all: &[T], keep: impl Fn(&T) -> bool) -> Vec<String> {
     let mut out: Vec<String> = all.iter().filter(|v| keep(v)).map(T::to_string).collect();
-    out.sort_unstable();
+    crate::sort::sort(&mut out);
     out
 }
 
