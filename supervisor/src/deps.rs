@@ -10,6 +10,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The `after` graph: each service's name and the services it names.
+pub fn graph<'a>(
+    services: impl Iterator<Item = (&'a String, &'a Vec<String>)>,
+) -> BTreeMap<String, Vec<String>> {
+    // Inserts, not `collect()`, which would compile a sort (harun_runtime::sort says why not).
+    let mut graph = BTreeMap::new();
+    for (name, after) in services {
+        graph.insert(name.clone(), after.clone());
+    }
+    graph
+}
+
 /// Services in an order where each comes after everything it names; ties by name.
 ///
 /// Errors: a name that is not a service ("service `web`: run.harun.after names `db`, which

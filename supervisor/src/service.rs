@@ -400,10 +400,7 @@ pub fn check_together(services: &[Service]) -> std::result::Result<(), String> {
             }
         }
     }
-    let graph = services
-        .iter()
-        .map(|s| (s.name.clone(), s.behaviour.after.clone()))
-        .collect();
+    let graph = crate::deps::graph(services.iter().map(|s| (&s.name, &s.behaviour.after)));
     crate::deps::start_order(&graph).map(|_| ())
 }
 

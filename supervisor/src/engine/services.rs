@@ -61,11 +61,11 @@ impl Engine<'_> {
 
     /// The `after` graph of the services.
     pub(super) fn graph(&self) -> BTreeMap<String, Vec<String>> {
-        let mut graph = BTreeMap::new();
-        for (name, s) in &self.services {
-            graph.insert(name.clone(), s.spec.behaviour.after.clone());
-        }
-        graph
+        deps::graph(
+            self.services
+                .iter()
+                .map(|(n, s)| (n, &s.spec.behaviour.after)),
+        )
     }
 
     /// A new replica of `spec` in `slot`, in a fresh or reused supervision dir, not started.
