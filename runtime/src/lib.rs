@@ -9,6 +9,7 @@ pub mod container;
 pub mod error;
 pub mod exe_guard;
 pub mod features;
+pub mod hash;
 pub mod hooks;
 pub mod idmap;
 pub mod mountinfo;

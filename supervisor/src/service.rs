@@ -300,7 +300,7 @@ pub fn load_version(dir: &Path) -> harun_runtime::Result<Version> {
     }
     Ok(Version {
         bundle: bundle.dir,
-        digest: fnv1a(&text),
+        digest: harun_runtime::hash::fnv1a(&text),
         config: text.into(),
     })
 }
@@ -402,13 +402,6 @@ pub fn check_together(services: &[Service]) -> std::result::Result<(), String> {
     }
     let graph = crate::deps::graph(services.iter().map(|s| (&s.name, &s.behaviour.after)));
     crate::deps::start_order(&graph).map(|_| ())
-}
-
-/// 64-bit FNV-1a.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
@@ -608,11 +601,5 @@ mod tests {
         assert!(validate_service_name(".hidden").is_err());
         assert!(validate_service_name("a b").is_err());
         assert!(validate_service_name("web_1.x").is_ok());
-    }
-
-    #[test]
-    fn digests_tell_configs_apart() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_ne!(fnv1a(b"{\"a\":1}"), fnv1a(b"{\"a\":2}"));
     }
 }
