@@ -213,7 +213,7 @@ fn parse_names(input: &str) -> Result<Vec<String>> {
 
 /// A JSON array of strings, not empty.
 fn parse_argv(input: &str) -> Result<Vec<String>> {
-    let argv: Vec<String> = serde_json::from_str(input).map_err(|e| {
+    let argv: Vec<String> = serde_json::from_slice(input.as_bytes()).map_err(|e| {
         Error::invalid(
             "command",
             input,
