@@ -50,7 +50,7 @@ pub fn namespace_names() -> Vec<&'static str> {
         .iter()
         .map(|t| namespaces::spec_name(*t))
         .collect();
-    names.sort_unstable();
+    crate::sort::sort(&mut names);
     names
 }
 
@@ -59,7 +59,7 @@ pub fn namespace_names() -> Vec<&'static str> {
 /// kernel lacks is skipped when applied, as runc does).
 pub fn capability_names() -> Vec<String> {
     let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
-    all.sort_unstable_by_key(|c| c.index());
+    crate::sort::sort_by_key(&mut all, |c| c.index());
     all.iter().map(|c| c.to_string()).collect()
 }
 

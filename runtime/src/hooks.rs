@@ -253,7 +253,7 @@ fn hook_error(stage: Stage, index: usize, hook: &Hook, failure: HookFailure) -> 
 /// pid as seen by the container"; runc does the same). A state that does not parse is
 /// returned unchanged.
 pub fn state_in_container(state_json: &str, status: &str, pid: i32) -> String {
-    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(state_json) else {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(state_json.as_bytes()) else {
         return state_json.to_string();
     };
     v["status"] = status.into();

@@ -321,7 +321,7 @@ impl StateRoot {
             // Not temp dirs of creates (rule 6), nor anything else that is no ID.
             .filter(|name| validate_id(name).is_ok())
             .collect();
-        ids.sort_unstable();
+        crate::sort::sort(&mut ids);
         Ok(ids)
     }
 }

@@ -45,11 +45,16 @@ pub fn read_config(bundle: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&text).ok()
 }
 
-/// The annotations of a config.
+/// The annotations of a config; none if they are not an object of strings.
 pub fn annotations(config: Option<&serde_json::Value>) -> HashMap<String, String> {
-    config
-        .and_then(|c| c.get("annotations"))
-        .and_then(|a| serde_json::from_value(a.clone()).ok())
+    // By hand, not `from_value`: that would compile a deserializer of maps and strings from
+    // a `Value` for this one use.
+    let Some(map) = config.and_then(|c| c.get("annotations")?.as_object()) else {
+        return HashMap::new();
+    };
+    map.iter()
+        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect::<Option<_>>()
         .unwrap_or_default()
 }
 

@@ -19,7 +19,7 @@ pub fn run(bundle: &Path) -> Result<i32> {
             )),
             _ => Error::io("create", &path)(e),
         })?;
-    let pretty: serde_json::Value = serde_json::from_str(spec::example_json())
+    let pretty: serde_json::Value = serde_json::from_slice(spec::example_json().as_bytes())
         .map_err(|e| Error::Internal(format!("the example config: {e}")))?;
     let text = serde_json::to_string_pretty(&pretty).unwrap_or_default();
     f.write_all(text.as_bytes())

@@ -139,7 +139,7 @@ pub(crate) fn check_unknown_keys(annotations: &HashMap<String, String>) -> Resul
         .map(String::as_str)
         .filter(|key| !all_keys().any(|k| k == *key) && looks_like_ours(key))
         .collect();
-    suspects.sort_unstable();
+    harun_runtime::sort::sort(&mut suspects);
     match suspects.first() {
         None => Ok(()),
         Some(key) => Err(in_annotation(Error::new(unknown_key_hint(key)), key)),

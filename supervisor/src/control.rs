@@ -372,7 +372,7 @@ pub fn annotate_list(root: &StateRoot, states: &mut Vec<Value>) {
             })),
         }
     }
-    states.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    harun_runtime::sort::sort_by(states, |a, b| a["id"].as_str() < b["id"].as_str());
 }
 
 /// When the container without a state dir was last created: the start of its last run,

@@ -10,6 +10,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The `after` graph: each service's name and the services it names.
+pub fn graph<'a>(
+    services: impl Iterator<Item = (&'a String, &'a Vec<String>)>,
+) -> BTreeMap<String, Vec<String>> {
+    // Inserts, not `collect()`, which would compile a sort (harun_runtime::sort says why not).
+    let mut graph = BTreeMap::new();
+    for (name, after) in services {
+        graph.insert(name.clone(), after.clone());
+    }
+    graph
+}
+
 /// Services in an order where each comes after everything it names; ties by name.
 ///
 /// Errors: a name that is not a service ("service `web`: run.harun.after names `db`, which
@@ -33,15 +45,19 @@ pub fn start_order(after: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>,
         ));
     }
     // Kahn's algorithm, smallest name first among the ready ones: a stable order.
-    let mut waiting: BTreeMap<&str, usize> = after
-        .iter()
-        .map(|(n, deps)| (n.as_str(), deps.iter().collect::<BTreeSet<_>>().len()))
-        .collect();
-    let mut ready: BTreeSet<&str> = waiting
-        .iter()
-        .filter(|(_, &n)| n == 0)
-        .map(|(&name, _)| name)
-        .collect();
+    // Filled by inserts, not `collect()`: collecting into a BTreeMap sorts with std's sort,
+    // whose code is large for each element type (harun_runtime::sort says more).
+    let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ready: BTreeSet<&str> = BTreeSet::new();
+    for (name, deps) in after {
+        let distinct = (0..deps.len())
+            .filter(|&i| !deps[..i].contains(&deps[i]))
+            .count();
+        waiting.insert(name, distinct);
+        if distinct == 0 {
+            ready.insert(name);
+        }
+    }
     let mut order = Vec::with_capacity(after.len());
     while let Some(name) = ready.pop_first() {
         waiting.remove(name);
@@ -106,7 +122,10 @@ fn find_cycle(after: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
         marks.insert(name, Mark::Done);
         None
     }
-    let mut marks: BTreeMap<&str, Mark> = after.keys().map(|k| (k.as_str(), Mark::New)).collect();
+    let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
+    for name in after.keys() {
+        marks.insert(name, Mark::New);
+    }
     for name in after.keys() {
         if marks[name.as_str()] == Mark::New {
             let mut path = Vec::new();

@@ -199,7 +199,7 @@ pub fn files(store: &Store) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    numbered.sort_by_key(|n| std::cmp::Reverse(n.0));
+    harun_runtime::sort::sort_by_key(&mut numbered, |n| std::cmp::Reverse(n.0));
     let mut out: Vec<PathBuf> = numbered.into_iter().map(|(_, p)| p).collect();
     let current = store.file(LOG_FILE);
     if current.exists() {

@@ -24,7 +24,8 @@ pub struct Sample {
     pub restarts: u32,
     /// `None` without a health check.
     pub health: Option<health::Status>,
-    pub cpu_seconds: Option<f64>,
+    /// cpu.stat `usage_usec`, shown in seconds.
+    pub cpu_usec: Option<u64>,
     pub memory_bytes: Option<u64>,
 }
 
@@ -42,7 +43,7 @@ pub fn read_cgroup(root: &StateRoot, id: &str, s: &mut Sample) {
     let Some(record) = &state.cgroup else { return };
     let Ok(Some(cg)) = record.open() else { return };
     if let Ok(Some(cpu)) = cg.keyed("cpu.stat") {
-        s.cpu_seconds = cpu.get("usage_usec").map(|us| *us as f64 / 1e6);
+        s.cpu_usec = cpu.get("usage_usec").copied();
     }
     if let Ok(Some(mem)) = cg.read_opt("memory.current") {
         s.memory_bytes = mem.trim().parse().ok();
@@ -65,6 +66,17 @@ pub fn own() -> Own {
     Own {
         resident_bytes,
         open_fds,
+    }
+}
+
+/// Microseconds as seconds, as Rust prints the f64 `us / 1e6` ("1.5", "0.000001", "3"),
+/// with integers only: f64 formatting would add ~15 KB of code and tables to the binary.
+fn seconds(us: u64) -> String {
+    let frac = format!("{:06}", us % 1_000_000);
+    let frac = frac.trim_end_matches('0');
+    match frac {
+        "" => (us / 1_000_000).to_string(),
+        _ => format!("{}.{frac}", us / 1_000_000),
     }
 }
 
@@ -135,18 +147,19 @@ pub fn render(samples: &[Sample], own: Own) -> String {
         "CPU time of the container's cgroup (cpu.stat usage_usec).",
     );
     for s in samples.iter() {
-        if let Some(cpu) = s.cpu_seconds {
+        if let Some(us) = s.cpu_usec {
             let _ = writeln!(
                 out,
-                "harun_container_cpu_seconds_total{{{}}} {cpu}",
-                labels(s)
+                "harun_container_cpu_seconds_total{{{}}} {}",
+                labels(s),
+                seconds(us)
             );
         }
     }
     omitted(
         &mut out,
         samples,
-        |s| s.cpu_seconds.is_none(),
+        |s| s.cpu_usec.is_none(),
         "no cgroup cpu.stat (not running)",
     );
     header(
@@ -217,6 +230,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cpu_seconds_read_as_the_f64_would() {
+        for us in [
+            0,
+            1,
+            10,
+            999_999,
+            1_000_000,
+            1_500_000,
+            1_234_567,
+            86_400_000_001,
+        ] {
+            assert_eq!(seconds(us), (us as f64 / 1e6).to_string(), "{us}");
+        }
+    }
+
+    #[test]
     fn renders_each_metric_and_says_what_is_missing() {
         let samples = [
             Sample {
@@ -225,7 +254,7 @@ mod tests {
                 up: true,
                 restarts: 2,
                 health: Some(health::Status::Healthy),
-                cpu_seconds: Some(1.5),
+                cpu_usec: Some(1_500_000),
                 memory_bytes: None,
             },
             Sample {
@@ -234,7 +263,7 @@ mod tests {
                 up: false,
                 restarts: 0,
                 health: None,
-                cpu_seconds: None,
+                cpu_usec: None,
                 memory_bytes: None,
             },
         ];

@@ -104,7 +104,7 @@ impl Store {
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|id| validate_id(id).is_ok() && id != DAEMON_DIR)
             .collect();
-        ids.sort();
+        harun_runtime::sort::sort(&mut ids);
         ids
     }
 
@@ -336,12 +336,49 @@ pub(crate) fn split_status(status: Option<ExitStatus>) -> (Option<i32>, Option<i
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "WireGiveUp")]
 pub enum GiveUpRecord {
     #[serde(rename_all = "camelCase")]
     CrashLoop { exits: u32, window_ms: u64 },
     #[serde(rename_all = "camelCase")]
     MaxRetries { retries: u32 },
+}
+
+/// A [`GiveUpRecord`] as it is read (see ctl::WireRequest for why not serde's own reading
+/// of an internally tagged enum, and how its texts are kept).
+#[derive(Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "internally tagged enum GiveUpRecord"
+)]
+struct WireGiveUp {
+    kind: GiveUpKind,
+    exits: Option<u32>,
+    window_ms: Option<u64>,
+    retries: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(variant_identifier, rename_all = "kebab-case")]
+enum GiveUpKind {
+    CrashLoop,
+    MaxRetries,
+}
+
+impl TryFrom<WireGiveUp> for GiveUpRecord {
+    type Error = &'static str;
+
+    fn try_from(w: WireGiveUp) -> std::result::Result<GiveUpRecord, &'static str> {
+        Ok(match w.kind {
+            GiveUpKind::CrashLoop => GiveUpRecord::CrashLoop {
+                exits: w.exits.ok_or("missing field `exits`")?,
+                window_ms: w.window_ms.ok_or("missing field `windowMs`")?,
+            },
+            GiveUpKind::MaxRetries => GiveUpRecord::MaxRetries {
+                retries: w.retries.ok_or("missing field `retries`")?,
+            },
+        })
+    }
 }
 
 impl From<GiveUpReason> for GiveUpRecord {
@@ -639,6 +676,52 @@ mod tests {
             let text = serde_json::to_string(&record).unwrap();
             let back: Record = serde_json::from_str(&text).unwrap();
             assert_eq!(back.supervision().unwrap(), sup, "{text}");
+        }
+    }
+
+    #[test]
+    fn give_up_record_reads_like_a_tagged_enum() {
+        for (json, record) in [
+            (
+                r#"{"kind":"crash-loop","exits":3,"windowMs":10}"#,
+                GiveUpRecord::CrashLoop {
+                    exits: 3,
+                    window_ms: 10,
+                },
+            ),
+            (
+                r#"{"kind":"max-retries","retries":2}"#,
+                GiveUpRecord::MaxRetries { retries: 2 },
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&record).unwrap(), json);
+            assert_eq!(serde_json::from_str::<GiveUpRecord>(json).unwrap(), record);
+        }
+        // serde's own texts for its internally tagged enum.
+        for (bad, why) in [
+            (r#"{"exits":3}"#, "missing field `kind` at line 1 column 11"),
+            (
+                r#"{"kind":"crash-loop","exits":3}"#,
+                "missing field `windowMs`",
+            ),
+            (
+                r#"{"kind":"crash-loop","windowMs":3}"#,
+                "missing field `exits`",
+            ),
+            (r#"{"kind":"max-retries"}"#, "missing field `retries`"),
+            (
+                r#"{"kind":"x"}"#,
+                "unknown variant `x`, expected `crash-loop` or `max-retries` at line 1 column 11",
+            ),
+            (
+                r#"{"kind":1}"#,
+                "invalid type: integer `1`, expected variant identifier at line 1 column 9",
+            ),
+        ] {
+            let e = serde_json::from_str::<GiveUpRecord>(bad)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, why, "{bad}");
         }
     }
 

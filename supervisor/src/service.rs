@@ -110,7 +110,7 @@ fn health_check(a: &HashMap<String, String>) -> Result<Option<Check>> {
             .keys()
             .filter(|k| k.starts_with("run.harun.health."))
             .collect();
-        others.sort();
+        harun_runtime::sort::sort(&mut others);
         return match others.first() {
             Some(key) => Err(
                 Error::new(format!("needs `{HEALTH_CMD}` (the check to run)"))
@@ -213,7 +213,7 @@ fn parse_names(input: &str) -> Result<Vec<String>> {
 
 /// A JSON array of strings, not empty.
 fn parse_argv(input: &str) -> Result<Vec<String>> {
-    let argv: Vec<String> = serde_json::from_str(input).map_err(|e| {
+    let argv: Vec<String> = serde_json::from_slice(input.as_bytes()).map_err(|e| {
         Error::invalid(
             "command",
             input,
@@ -300,7 +300,7 @@ pub fn load_version(dir: &Path) -> harun_runtime::Result<Version> {
     }
     Ok(Version {
         bundle: bundle.dir,
-        digest: fnv1a(&text),
+        digest: harun_runtime::hash::fnv1a(&text),
         config: text.into(),
     })
 }
@@ -374,7 +374,7 @@ pub fn scan(dir: &Path) -> harun_runtime::Result<Vec<Service>> {
         }
         names.push(name);
     }
-    names.sort();
+    harun_runtime::sort::sort(&mut names);
     let services = names
         .iter()
         .map(|n| Service::load(n, &dir.join(n)))
@@ -400,18 +400,8 @@ pub fn check_together(services: &[Service]) -> std::result::Result<(), String> {
             }
         }
     }
-    let graph = services
-        .iter()
-        .map(|s| (s.name.clone(), s.behaviour.after.clone()))
-        .collect();
+    let graph = crate::deps::graph(services.iter().map(|s| (&s.name, &s.behaviour.after)));
     crate::deps::start_order(&graph).map(|_| ())
-}
-
-/// 64-bit FNV-1a.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
@@ -611,11 +601,5 @@ mod tests {
         assert!(validate_service_name(".hidden").is_err());
         assert!(validate_service_name("a b").is_err());
         assert!(validate_service_name("web_1.x").is_ok());
-    }
-
-    #[test]
-    fn digests_tell_configs_apart() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_ne!(fnv1a(b"{\"a\":1}"), fnv1a(b"{\"a\":2}"));
     }
 }

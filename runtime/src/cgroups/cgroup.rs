@@ -129,7 +129,7 @@ impl Cgroup {
                 Err(e) => return Err(e),
             }
         }
-        pids.sort_unstable();
+        crate::sort::sort(&mut pids);
         pids.dedup();
         Ok(pids)
     }
@@ -309,13 +309,15 @@ pub fn words(text: &str) -> Vec<String> {
 /// `key value` lines (cgroup.events, memory.events, cpu.stat, memory.stat); lines that do
 /// not parse are skipped.
 pub fn parse_keyed(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let (k, v) = (it.next()?, it.next()?);
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
+    // Inserts, not `collect()`, which would compile a sort (crate::sort says why not).
+    let mut map = BTreeMap::new();
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        if let (Some(k), Some(Ok(v))) = (it.next(), it.next().map(str::parse)) {
+            map.insert(k.to_string(), v);
+        }
+    }
+    map
 }
 
 /// cgroup.procs: one pid per line.

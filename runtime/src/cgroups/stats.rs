@@ -159,7 +159,7 @@ fn hugetlb_stats(cg: &Cgroup) -> Result<Value> {
         })
         .filter(|s| !s.contains('.'))
         .collect();
-    sizes.sort_unstable();
+    crate::sort::sort(&mut sizes);
     for size in sizes {
         let usage = cg
             .read_opt(&format!("hugetlb.{size}.current"))?

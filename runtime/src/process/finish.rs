@@ -302,7 +302,7 @@ fn gaps(first: RawFd, keep: &[RawFd]) -> Vec<(u32, u32)> {
         .filter_map(|&k| u32::try_from(k).ok())
         .filter(|&k| k >= first)
         .collect();
-    kept.sort_unstable();
+    crate::sort::sort(&mut kept);
     kept.dedup();
     let mut ranges = Vec::new();
     let mut lo = first;

@@ -142,7 +142,7 @@ pub(crate) fn recognized() -> Vec<&'static str> {
         .chain(PROPAGATION.iter().map(|(n, _)| *n))
         .chain(OTHERS.iter().map(|(n, _)| *n))
         .collect();
-    names.sort_unstable();
+    crate::sort::sort(&mut names);
     names
 }
 

@@ -242,12 +242,13 @@ impl Annotated {
                 ANNOTATION => out.enabled = Some(boolean(key, value)?),
                 ANNOTATION_READONLY => out.readonly = Some(boolean(key, value)?),
                 ANNOTATION_LAYERS => {
-                    let layers: Vec<String> = serde_json::from_str(value).map_err(|e| {
-                        let why = format!(
-                            "`{value}` is not a JSON array of absolute directory paths ({e})"
-                        );
-                        Error::spec(field(key), why)
-                    })?;
+                    let layers: Vec<String> =
+                        serde_json::from_slice(value.as_bytes()).map_err(|e| {
+                            let why = format!(
+                                "`{value}` is not a JSON array of absolute directory paths ({e})"
+                            );
+                            Error::spec(field(key), why)
+                        })?;
                     out.layers = Some(layers);
                 }
                 ANNOTATION_UPPER => out.upper = Some(value.clone()),

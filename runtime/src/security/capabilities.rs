@@ -341,7 +341,7 @@ fn converted(list: Option<&Capabilities>) -> CapsHashSet {
 /// Capability-number order, for deterministic errors and logs.
 fn sorted(set: &CapsHashSet) -> Vec<caps::Capability> {
     let mut v: Vec<_> = set.iter().copied().collect();
-    v.sort_unstable_by_key(|c| c.index());
+    crate::sort::sort_by_key(&mut v, |c| c.index());
     v
 }
 

@@ -86,7 +86,7 @@ const IPC_KEYS: [&str; 8] = [
 /// sorted order so the reported error does not depend on hash order.
 pub fn validate(sysctl: &HashMap<String, String>, new_ns: &NewNamespaces) -> Result<()> {
     let mut keys: Vec<&String> = sysctl.keys().collect();
-    keys.sort_unstable();
+    crate::sort::sort(&mut keys);
     for key in keys {
         check_key(key, new_ns).map_err(|reason| Error::spec(field(key), reason))?;
     }
@@ -167,7 +167,7 @@ pub fn proc_path(key: &str) -> std::result::Result<PathBuf, String> {
 /// mounted), in sorted key order. Refuses a file that is not on procfs.
 pub fn apply(sysctl: &HashMap<String, String>) -> Result<()> {
     let mut entries: Vec<(&String, &String)> = sysctl.iter().collect();
-    entries.sort_unstable();
+    crate::sort::sort(&mut entries);
     for (key, value) in entries {
         let path = proc_path(key).map_err(|reason| Error::spec(field(key), reason))?;
         // The error names the key too: "open `/proc/sys/net/ipv4/x`" alone does not say

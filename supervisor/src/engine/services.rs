@@ -61,10 +61,11 @@ impl Engine<'_> {
 
     /// The `after` graph of the services.
     pub(super) fn graph(&self) -> BTreeMap<String, Vec<String>> {
-        self.services
-            .iter()
-            .map(|(n, s)| (n.clone(), s.spec.behaviour.after.clone()))
-            .collect()
+        deps::graph(
+            self.services
+                .iter()
+                .map(|(n, s)| (n, &s.spec.behaviour.after)),
+        )
     }
 
     /// A new replica of `spec` in `slot`, in a fresh or reused supervision dir, not started.

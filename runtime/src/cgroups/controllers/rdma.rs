@@ -16,7 +16,7 @@ impl Controller for Rdma {
     fn plan(&self, r: &LinuxResources, plan: &mut Plan) -> Result<()> {
         let Some(map) = r.rdma() else { return Ok(()) };
         let mut devices: Vec<_> = map.iter().collect();
-        devices.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        crate::sort::sort_by(&mut devices, |a, b| a.0 < b.0);
         for (dev, l) in devices {
             let f = format!("linux.resources.rdma[{dev:?}]");
             let bad = |c: char| c.is_whitespace() || c.is_control() || "/=".contains(c);

@@ -23,7 +23,7 @@ impl Controller for Unified {
             return Ok(());
         };
         let mut keys: Vec<&String> = map.keys().collect();
-        keys.sort_unstable();
+        crate::sort::sort(&mut keys);
         for key in keys {
             let f = format!("linux.resources.unified[{key:?}]");
             let controller = controller_of(key).map_err(|why| Error::spec(&f, why))?;

@@ -343,7 +343,7 @@ impl FsContext {
 /// first, so `/proc/self/fd/1` never eats part of `/proc/self/fd/12`).
 pub(super) fn unalias(text: &str, names: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = names.iter().collect();
-    sorted.sort_by_key(|(alias, _)| std::cmp::Reverse(alias.len()));
+    crate::sort::sort_by_key(&mut sorted, |(alias, _)| std::cmp::Reverse(alias.len()));
     let mut out = text.to_string();
     for (alias, name) in sorted {
         out = out.replace(alias.as_str(), name);

@@ -528,3 +528,37 @@ fn seccomp_overhead() {
         libc::close(fds[1]);
     }
 }
+
+#[test]
+fn every_syscall_name_finds_its_number_on_both_architectures() {
+    use std::str::FromStr;
+    for name in [
+        "read",
+        "openat",
+        "file_setattr",
+        "io_uring_setup",
+        "not_a_syscall",
+        "",
+    ] {
+        assert_eq!(
+            Target::X86_64.syscall(name),
+            syscalls::x86_64::Sysno::from_str(name)
+                .ok()
+                .map(|s| i64::from(s.id())),
+            "{name}"
+        );
+    }
+    for nr in 0..1024 {
+        if let Some(s) = syscalls::x86_64::Sysno::new(nr) {
+            assert_eq!(Target::X86_64.syscall(s.name()), Some(i64::from(s.id())));
+        }
+        if let Some(s) = syscalls::aarch64::Sysno::new(nr) {
+            assert_eq!(Target::Aarch64.syscall(s.name()), Some(i64::from(s.id())));
+        }
+    }
+    assert_eq!(
+        Target::Aarch64.syscall("open"),
+        None,
+        "aarch64 has only openat"
+    );
+}
