@@ -176,8 +176,10 @@ fn memory(ctd: &Containerd, dir: &Path, pairs: &[Pair], common: &[String]) -> R<
             )
             .run()?;
         }
-        // Let each shim settle (its threads started, its first requests served).
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        // Let each shim settle (its threads started, its first requests served, a harun
+        // shim's memory given back 300 ms after its last request): the steady state of a
+        // running container, not the moment after its start.
+        std::thread::sleep(std::time::Duration::from_secs(2));
         let (mut rss, mut pss) = (0, 0);
         for id in &ids {
             for pid in shim_pids(p.shim, id) {

@@ -564,6 +564,13 @@ fn shim_checks(s: &mut Suite, c: &mut Ctx) {
         why_not,
         || dead_shim(c),
     );
+    let why_not = c
+        .env
+        .runtime
+        .shim
+        .is_none()
+        .then(|| "harun's shim only (Go's runtime wakes containerd's runc shim)".to_string());
+    s.check_unless("an idle shim does not wake up", why_not, || idle_shim(c));
     s.check_unless(
         "an OOM kill is a /tasks/oom event",
         host::lacks_controllers(&["memory"]),
@@ -765,6 +772,60 @@ fn dead_shim(c: &Ctx) -> CheckResult {
     let ls = c.ok(&["task", "ls"])?;
     ensure!(!ls.contains(id), "the task outlived its shim: {ls}");
     c.ok(&["container", "rm", id]).map(drop)
+}
+
+/// A running task whose shim has nothing to do: no thread of the shim wakes (no timer, no
+/// polling connection), so a node's idle shims cost no CPU.
+fn idle_shim(c: &Ctx) -> CheckResult {
+    let id = "hc-idle";
+    c.run(&["-d"], id, &["sleep", "1000"]).run()?.ok()?;
+    c.wait_task(id, "RUNNING")?;
+    let shims = shim_processes(id);
+    ensure!(!shims.is_empty(), "no shim process for {id}");
+    // The shim gives memory back after two quiet moments of 300 ms (events.rs), then sleeps.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = wake_ups(&shims);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wake_ups(&shims);
+    c.ok(&["task", "kill", "-s", "SIGKILL", id])?;
+    c.wait_task(id, "STOPPED")?;
+    c.delete(id)?;
+    ensure!(
+        before == after,
+        "the idle shim's threads woke up in 3 s (thread, context switches): {before:?} -> {after:?}"
+    );
+    Ok(())
+}
+
+/// (thread name, voluntary + involuntary context switches) of every thread of `pids`.
+fn wake_ups(pids: &[i32]) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            let field = |key: &str| -> u64 {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            let name = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Name:"))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            out.push((
+                name,
+                field("voluntary_ctxt_switches:") + field("nonvoluntary_ctxt_switches:"),
+            ));
+        }
+    }
+    out
 }
 
 /// Processes of harun's shim serving container `id` (`-id ID` in the command line).

@@ -33,9 +33,10 @@ pub struct Event {
     pub message: Box<dyn MessageDyn>,
 }
 
-/// The queue's sending end.
+/// The queue's sending end. `None` in the queue: no event, only work done (a request
+/// served), which also delays the idle moment.
 pub struct Publisher {
-    tx: Mutex<Option<Sender<Event>>>,
+    tx: Mutex<Option<Sender<Option<Event>>>>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -68,10 +69,18 @@ impl Publisher {
 
     pub fn send(&self, topic: &'static str, message: impl MessageDyn) {
         if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = tx.send(Event {
+            let _ = tx.send(Some(Event {
                 topic,
                 message: Box::new(message),
-            });
+            }));
+        }
+    }
+
+    /// The shim served a request: the idle moment (`on_idle`) is counted from now. Calls
+    /// that publish nothing (State, Wait, Connect, Stats...) run code too.
+    pub fn work_done(&self) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(None);
         }
     }
 
@@ -81,14 +90,29 @@ impl Publisher {
     }
 }
 
-fn forward_all(address: &str, ns: &str, rx: &Receiver<Event>, on_idle: fn()) {
+fn forward_all(address: &str, ns: &str, rx: &Receiver<Option<Event>>, on_idle: fn()) {
     let mut client: Option<EventsClient> = None;
     let mut busy = false;
     loop {
-        let event = match rx.recv_timeout(IDLE) {
-            Ok(e) => e,
+        // Quiet: block until the next event (no timer wakes an idle shim).
+        let next = if busy {
+            rx.recv_timeout(IDLE)
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let event = match next {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                busy = true;
+                continue;
+            }
             Err(RecvTimeoutError::Timeout) => {
-                if std::mem::take(&mut busy) {
+                // ttrpc's sync client reads its connection in a thread that polls every
+                // 10 ms as long as the connection lives: 100 wake-ups a second per idle
+                // shim, each faulting code back in. Closed while quiet (the next event
+                // connects again), and memory given back one quiet moment later, once the
+                // client's threads have ended (their exit runs code too).
+                if client.take().is_none() && std::mem::take(&mut busy) {
                     on_idle();
                 }
                 continue;

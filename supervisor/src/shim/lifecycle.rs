@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::protobuf::Message;
-use containerd_shim_protos::ttrpc::Server;
+use containerd_shim_protos::ttrpc::{self, MethodHandler, Server, TtrpcContext};
 use harun_runtime::state::StateRoot;
 
 use super::args::Flags;
@@ -134,6 +134,36 @@ fn adjust_oom_score(pid: i32) {
     }
 }
 
+type Methods = std::collections::HashMap<String, Box<dyn MethodHandler + Send + Sync>>;
+
+/// The task service's methods, each telling the events thread it ran (the shim gives memory
+/// back once it has been quiet for a moment: events.rs).
+fn counted(methods: Methods, events: &Arc<Publisher>) -> Methods {
+    methods
+        .into_iter()
+        .map(|(name, inner)| {
+            let counted: Box<dyn MethodHandler + Send + Sync> = Box::new(Counted {
+                inner,
+                events: events.clone(),
+            });
+            (name, counted)
+        })
+        .collect()
+}
+
+struct Counted {
+    inner: Box<dyn MethodHandler + Send + Sync>,
+    events: Arc<Publisher>,
+}
+
+impl MethodHandler for Counted {
+    fn handler(&self, ctx: TtrpcContext, req: ttrpc::Request) -> ttrpc::Result<()> {
+        let result = self.inner.handler(ctx, req);
+        self.events.work_done();
+        result
+    }
+}
+
 /// The daemonised shim: never returns before Shutdown.
 fn daemon(f: &Flags, listener: OwnedFd, socket: &Path) -> Result<(), String> {
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
@@ -184,7 +214,7 @@ fn daemon(f: &Flags, listener: OwnedFd, socket: &Path) -> Result<(), String> {
             }
         })
         .map_err(|e| format!("exits thread: {e}"))?;
-    let task = containerd_shim_protos::create_task(service);
+    let task = counted(containerd_shim_protos::create_task(service), &events);
     let mut server = Server::new()
         .set_thread_count_default(2)
         .set_thread_count_min(1)
