@@ -19,9 +19,10 @@ use serde_json::{json, Value};
 
 use crate::events::{self, rfc3339_ms, EVENTS_FILE};
 use crate::follow::{self, Rotating};
+use crate::format_duration;
 use crate::logs::{self, LOG_FILE};
-use crate::persist::{Mode, Phase, Record, Store, SUPERVISE_DIR};
-use crate::policy::ExitStatus;
+use crate::persist::{millis, split_status, Mode, Phase, Record, Store, SUPERVISE_DIR};
+use crate::policy::{ExitStatus, Timestamp};
 
 /// How long past its stop timeout a supervisor may take to finish (poststop hooks, the
 /// final record) before `stop` gives up waiting.
@@ -132,8 +133,8 @@ fn mark_stopped_by_user(s: &Supervised) {
     if r.phase.is_final() {
         return;
     }
-    r.stop_requested = true;
-    r.next_restart_at_ms = None;
+    r.sup.stop_requested = true;
+    r.sup.next_restart_at = None;
     r.container_pid = None;
     r.phase = Phase::Stopped;
     r.end_reason = Some("stopped by the user (its supervisor had died)".into());
@@ -141,7 +142,7 @@ fn mark_stopped_by_user(s: &Supervised) {
 }
 
 fn last_status(s: Option<&Supervised>) -> Option<ExitStatus> {
-    s?.record.as_ref()?.last_exit?.status()
+    s?.record.as_ref()?.sup.last_exit?.status
 }
 
 fn stop_supervised(
@@ -157,10 +158,7 @@ fn stop_supervised(
     s.store.write_stop_request(timeout)?;
     supervisor.signal(libc::SIGTERM)?;
     let grace = timeout
-        .or_else(|| {
-            let r = s.record.as_ref()?;
-            crate::parse_duration(&r.settings.stop_timeout).ok()
-        })
+        .or_else(|| Some(s.record.as_ref()?.sup.settings.stop_timeout))
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     if !supervisor.wait_exit(grace + STOP_MARGIN)? {
         return Err(Error::FailedPrecondition(format!(
@@ -297,14 +295,17 @@ fn supervision_json(s: &Supervised) -> Value {
             "maxFiles": l.max_files,
         })
     });
-    let last_exit = r.last_exit.map(|e| {
+    let sup = &r.sup;
+    let last_exit = sup.last_exit.map(|e| {
+        let (code, signal) = split_status(e.status);
         json!({
-            "code": e.code,
-            "signal": e.signal,
-            "time": rfc3339_ms(e.at_ms),
-            "ranForMs": e.ran_for_ms,
+            "code": code,
+            "signal": signal,
+            "time": rfc3339_ms(e.at.as_millis()),
+            "ranForMs": millis(e.ran_for),
         })
     });
+    let settings = &sup.settings;
     let orphaned = s.supervisor.is_none() && !r.phase.is_final();
     let health = r.health.as_ref().map(|h| {
         json!({
@@ -325,15 +326,15 @@ fn supervision_json(s: &Supervised) -> Value {
         "service": r.service,
         "health": health,
         "mode": match r.mode { Mode::Foreground => "foreground", Mode::Detached => "detached", Mode::Service => "service" },
-        "policy": r.settings.policy,
-        "restartDelay": r.settings.restart_delay,
-        "restartMaxDelay": r.settings.restart_max_delay,
-        "restartResetAfter": r.settings.restart_reset_after,
-        "restartLimit": r.settings.restart_limit,
-        "stopTimeout": r.settings.stop_timeout,
-        "restartCount": r.restart_count,
+        "policy": settings.policy.to_string(),
+        "restartDelay": format_duration(settings.backoff.initial),
+        "restartMaxDelay": format_duration(settings.backoff.max),
+        "restartResetAfter": format_duration(settings.backoff.reset_after),
+        "restartLimit": settings.crash_loop.map(|l| l.to_string()),
+        "stopTimeout": format_duration(settings.stop_timeout),
+        "restartCount": sup.restart_count,
         "lastExit": last_exit,
-        "nextRestart": if orphaned { None } else { r.next_restart_at_ms.map(rfc3339_ms) },
+        "nextRestart": if orphaned { None } else { sup.next_restart_at.map(|t| rfc3339_ms(t.as_millis())) },
         "reason": r.end_reason,
         "supervisorPid": s.supervisor.as_ref().map(PidFd::pid),
         "containerPid": r.container_pid,
@@ -355,7 +356,7 @@ pub fn annotate_list(root: &StateRoot, states: &mut Vec<Value>) {
         let restarting = r.phase == Phase::Restarting && s.supervisor.is_some();
         match states.iter_mut().find(|v| v["id"] == id.as_str()) {
             Some(v) => {
-                v["restarts"] = json!(r.restart_count);
+                v["restarts"] = json!(r.sup.restart_count);
                 if restarting && v["status"] == "stopped" {
                     v["status"] = json!("restarting");
                 }
@@ -368,7 +369,7 @@ pub fn annotate_list(root: &StateRoot, states: &mut Vec<Value>) {
                 "bundle": r.bundle,
                 "created": created(&s, r),
                 "owner": "",
-                "restarts": r.restart_count,
+                "restarts": r.sup.restart_count,
             })),
         }
     }
@@ -379,8 +380,10 @@ pub fn annotate_list(root: &StateRoot, states: &mut Vec<Value>) {
 /// else its last exit, else when its supervision began.
 fn created(s: &Supervised, r: &Record) -> String {
     let ms = r
-        .started_at_ms
-        .or(r.last_exit.map(|e| e.at_ms))
+        .sup
+        .started_at
+        .or(r.sup.last_exit.map(|e| e.at))
+        .map(Timestamp::as_millis)
         .or_else(|| {
             let made = std::fs::metadata(s.store.dir()).ok()?.modified().ok()?;
             let since = made.duration_since(std::time::UNIX_EPOCH).ok()?;

@@ -61,7 +61,7 @@ pub enum Request {
 /// A request as it is read: one object with every field any request has. serde's own
 /// reading of an internally tagged enum buffers the object in its `Content` tree first and
 /// compiles a deserializer for that tree (~25 KB of the static binary for this enum and
-/// persist's `GiveUpRecord`). `expecting` and the `op` read as a variant identifier keep
+/// policy's `GiveUpReason`). `expecting` and the `op` read as a variant identifier keep
 /// serde's texts for a non-object, a missing, unknown or mistyped `op` and a missing field.
 #[derive(Deserialize)]
 #[serde(expecting = "internally tagged enum Request")]

@@ -29,10 +29,8 @@ use harun_runtime::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::logs::LogConfig;
-use crate::policy::{
-    Backoff, ExitStatus, GiveUpReason, LastExit, Settings, Supervision, Timestamp,
-};
-use crate::{format_duration, parse_duration};
+pub(crate) use crate::policy::millis;
+use crate::policy::{ExitStatus, Supervision};
 
 /// The directory under the state root holding one dir per supervised container.
 pub const SUPERVISE_DIR: &str = ".supervise";
@@ -187,10 +185,6 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     replace_file(&dir.join(name), data, Durability::Fsync)
 }
 
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// How the container is supervised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -213,7 +207,7 @@ pub enum Phase {
     Running,
     /// It was asked to stop (SIGTERM sent, SIGKILL after the grace time).
     Stopping,
-    /// It exited and a restart is due at `next_restart_at_ms`.
+    /// It exited and a restart is due at `Supervision::next_restart_at`.
     Restarting,
     /// Supervision ended: stopped by the user, by its policy or after a success.
     Stopped,
@@ -247,85 +241,6 @@ pub struct ProcRef {
     pub start_time: u64,
 }
 
-/// Settings as people read and write them: `on-failure:3`, `100ms`, `5/30s`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SettingsRecord {
-    pub policy: String,
-    pub restart_delay: String,
-    pub restart_max_delay: String,
-    pub restart_reset_after: String,
-    pub restart_backoff_factor: u32,
-    pub restart_limit: Option<String>,
-    pub stop_timeout: String,
-}
-
-impl From<&Settings> for SettingsRecord {
-    fn from(s: &Settings) -> Self {
-        SettingsRecord {
-            policy: s.policy.to_string(),
-            restart_delay: format_duration(s.backoff.initial),
-            restart_max_delay: format_duration(s.backoff.max),
-            restart_reset_after: format_duration(s.backoff.reset_after),
-            restart_backoff_factor: s.backoff.factor,
-            restart_limit: s.crash_loop.map(|l| l.to_string()),
-            stop_timeout: format_duration(s.stop_timeout),
-        }
-    }
-}
-
-impl SettingsRecord {
-    pub fn settings(&self) -> crate::Result<Settings> {
-        let settings = Settings {
-            policy: self.policy.parse()?,
-            backoff: Backoff {
-                initial: parse_duration(&self.restart_delay)?,
-                factor: self.restart_backoff_factor,
-                max: parse_duration(&self.restart_max_delay)?,
-                reset_after: parse_duration(&self.restart_reset_after)?,
-            },
-            crash_loop: self.restart_limit.as_deref().map(str::parse).transpose()?,
-            stop_timeout: parse_duration(&self.stop_timeout)?,
-        };
-        settings.validate()?;
-        Ok(settings)
-    }
-}
-
-/// How a run ended, when, and how long it lasted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExitRecord {
-    /// Exit code, if it exited.
-    pub code: Option<i32>,
-    /// Signal number, if a signal killed it. Both `None`: unknown (a failed start).
-    pub signal: Option<i32>,
-    pub at_ms: u64,
-    pub ran_for_ms: u64,
-}
-
-impl ExitRecord {
-    pub fn status(&self) -> Option<ExitStatus> {
-        match (self.code, self.signal) {
-            (Some(code), _) => Some(ExitStatus::Code(code)),
-            (None, Some(signal)) => Some(ExitStatus::Signal(signal)),
-            (None, None) => None,
-        }
-    }
-}
-
-impl From<&LastExit> for ExitRecord {
-    fn from(e: &LastExit) -> Self {
-        let (code, signal) = split_status(e.status);
-        ExitRecord {
-            code,
-            signal,
-            at_ms: e.at.as_millis(),
-            ran_for_ms: millis(e.ran_for),
-        }
-    }
-}
-
 /// (code, signal) of a status.
 pub(crate) fn split_status(status: Option<ExitStatus>) -> (Option<i32>, Option<i32>) {
     match status {
@@ -335,78 +250,8 @@ pub(crate) fn split_status(status: Option<ExitStatus>) -> (Option<i32>, Option<i
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", try_from = "WireGiveUp")]
-pub enum GiveUpRecord {
-    #[serde(rename_all = "camelCase")]
-    CrashLoop { exits: u32, window_ms: u64 },
-    #[serde(rename_all = "camelCase")]
-    MaxRetries { retries: u32 },
-}
-
-/// A [`GiveUpRecord`] as it is read (see ctl::WireRequest for why not serde's own reading
-/// of an internally tagged enum, and how its texts are kept).
-#[derive(Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    expecting = "internally tagged enum GiveUpRecord"
-)]
-struct WireGiveUp {
-    kind: GiveUpKind,
-    exits: Option<u32>,
-    window_ms: Option<u64>,
-    retries: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(variant_identifier, rename_all = "kebab-case")]
-enum GiveUpKind {
-    CrashLoop,
-    MaxRetries,
-}
-
-impl TryFrom<WireGiveUp> for GiveUpRecord {
-    type Error = &'static str;
-
-    fn try_from(w: WireGiveUp) -> std::result::Result<GiveUpRecord, &'static str> {
-        Ok(match w.kind {
-            GiveUpKind::CrashLoop => GiveUpRecord::CrashLoop {
-                exits: w.exits.ok_or("missing field `exits`")?,
-                window_ms: w.window_ms.ok_or("missing field `windowMs`")?,
-            },
-            GiveUpKind::MaxRetries => GiveUpRecord::MaxRetries {
-                retries: w.retries.ok_or("missing field `retries`")?,
-            },
-        })
-    }
-}
-
-impl From<GiveUpReason> for GiveUpRecord {
-    fn from(r: GiveUpReason) -> Self {
-        match r {
-            GiveUpReason::CrashLoop { exits, window } => GiveUpRecord::CrashLoop {
-                exits,
-                window_ms: millis(window),
-            },
-            GiveUpReason::MaxRetries { retries } => GiveUpRecord::MaxRetries { retries },
-        }
-    }
-}
-
-impl From<GiveUpRecord> for GiveUpReason {
-    fn from(r: GiveUpRecord) -> Self {
-        match r {
-            GiveUpRecord::CrashLoop { exits, window_ms } => GiveUpReason::CrashLoop {
-                exits,
-                window: Duration::from_millis(window_ms),
-            },
-            GiveUpRecord::MaxRetries { retries } => GiveUpReason::MaxRetries { retries },
-        }
-    }
-}
-
 /// `supervision.json`: everything `inspect` and `list` show, and what a supervisor needs
-/// to take over (the engine state, [`Record::supervision`]). Times are Unix milliseconds.
+/// to take over: the engine state itself, [`Record::sup`]. Times are Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
@@ -419,25 +264,12 @@ pub struct Record {
     pub supervisor: ProcRef,
     /// The container's init while it runs.
     pub container_pid: Option<i32>,
-    pub settings: SettingsRecord,
     pub log: Option<LogConfig>,
-    pub restart_count: u32,
-    pub retries: u32,
-    pub delay_ms: Option<u64>,
-    pub recent_exits_ms: Vec<u64>,
-    pub started_at_ms: Option<u64>,
-    pub last_exit: Option<ExitRecord>,
-    pub next_restart_at_ms: Option<u64>,
-    pub stop_requested: bool,
-    pub gave_up: Option<GiveUpRecord>,
+    /// The engine state: the one copy the supervisor drives, written as it is.
+    #[serde(rename = "supervision")]
+    pub sup: Supervision,
     /// Why supervision ended, once it has (`stopped by the user`, `crash loop: ...`).
     pub end_reason: Option<String>,
-    /// A health check asked for a restart that has not happened yet.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub forced_restart: bool,
-    /// Stopped by its supervisor's shutdown: the next supervisor start runs it again.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub shutdown: bool,
     /// `harun supervise`: the service this container is a replica of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -467,80 +299,30 @@ impl Record {
         mode: Mode,
         supervisor: ProcRef,
         log: Option<LogConfig>,
-        sup: &Supervision,
+        sup: Supervision,
     ) -> Record {
-        let mut record = Record {
+        Record {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
             mode,
             phase: Phase::Running,
             supervisor,
             container_pid: None,
-            settings: SettingsRecord::from(&sup.settings),
             log,
-            restart_count: 0,
-            retries: 0,
-            delay_ms: None,
-            recent_exits_ms: Vec::new(),
-            started_at_ms: None,
-            last_exit: None,
-            next_restart_at_ms: None,
-            stop_requested: false,
-            gave_up: None,
+            sup,
             end_reason: None,
-            forced_restart: false,
-            shutdown: false,
             service: None,
             health: None,
-        };
-        record.capture(sup);
-        record
-    }
-
-    /// Copies the engine state into the record.
-    pub fn capture(&mut self, sup: &Supervision) {
-        self.settings = SettingsRecord::from(&sup.settings);
-        self.restart_count = sup.restart_count;
-        self.retries = sup.retries;
-        self.delay_ms = sup.delay.map(millis);
-        self.recent_exits_ms = sup.recent_exits.iter().map(|t| t.as_millis()).collect();
-        self.started_at_ms = sup.started_at.map(Timestamp::as_millis);
-        self.last_exit = sup.last_exit.as_ref().map(ExitRecord::from);
-        self.next_restart_at_ms = sup.next_restart_at.map(Timestamp::as_millis);
-        self.stop_requested = sup.stop_requested;
-        self.gave_up = sup.gave_up.map(GiveUpRecord::from);
-        self.forced_restart = sup.forced_restart;
-        self.shutdown = sup.shutdown;
-    }
-
-    /// The engine state back from the record.
-    pub fn supervision(&self) -> crate::Result<Supervision> {
-        let ms = Timestamp::from_millis;
-        Ok(Supervision {
-            settings: self.settings.settings()?,
-            restart_count: self.restart_count,
-            retries: self.retries,
-            delay: self.delay_ms.map(Duration::from_millis),
-            recent_exits: self.recent_exits_ms.iter().copied().map(ms).collect(),
-            started_at: self.started_at_ms.map(ms),
-            last_exit: self.last_exit.map(|e| LastExit {
-                status: e.status(),
-                at: ms(e.at_ms),
-                ran_for: Duration::from_millis(e.ran_for_ms),
-            }),
-            next_restart_at: self.next_restart_at_ms.map(ms),
-            stop_requested: self.stop_requested,
-            gave_up: self.gave_up.map(GiveUpReason::from),
-            forced_restart: self.forced_restart,
-            shutdown: self.shutdown,
-        })
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{CrashLoop, Event, RestartPolicy};
+    use crate::policy::{
+        CrashLoop, Event, GiveUpReason, LastExit, RestartPolicy, Settings, Timestamp,
+    };
 
     struct TempRoot(PathBuf);
 
@@ -629,24 +411,25 @@ mod tests {
                 max_size: 1024,
                 max_files: 2,
             }),
-            &sup,
+            sup.clone(),
         );
         store.write_record(&record).unwrap();
         let back = store.read_record().unwrap().unwrap();
         assert_eq!(back, record);
-        assert_eq!(back.supervision().unwrap(), sup);
-        assert_eq!(back.restart_count, 1);
+        assert_eq!(back.sup, sup);
+        assert_eq!(back.sup.restart_count, 1);
+        // Times in Unix ms, the settings as people write them.
+        let text = fs::read_to_string(store.file(RECORD_FILE)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let s = &v["supervision"];
         assert_eq!(
-            back.last_exit,
-            Some(ExitRecord {
-                code: None,
-                signal: Some(9),
-                at_ms: 1_000_250,
-                ran_for_ms: 250
-            })
+            s["lastExit"],
+            serde_json::json!({"status": {"signal": 9}, "atMs": 1_000_250, "ranForMs": 250}),
+            "{text}"
         );
-        assert_eq!(back.settings.policy, "on-failure:3");
-        assert_eq!(back.settings.restart_limit.as_deref(), Some("5/30s"));
+        assert_eq!(s["settings"]["policy"], "on-failure:3", "{text}");
+        assert_eq!(s["settings"]["restartLimit"], "5/30s", "{text}");
+        assert_eq!(s["settings"]["restartDelay"], "100ms", "{text}");
         // No temp file is left next to the record.
         let names: Vec<String> = fs::read_dir(store.dir())
             .unwrap()
@@ -672,30 +455,30 @@ mod tests {
                 at: Timestamp::from_millis(5),
                 ran_for: Duration::ZERO,
             });
-            let record = Record::new("x", Path::new("/b"), Mode::Foreground, me(), None, &sup);
+            let record = Record::new("x", Path::new("/b"), Mode::Foreground, me(), None, sup);
             let text = serde_json::to_string(&record).unwrap();
             let back: Record = serde_json::from_str(&text).unwrap();
-            assert_eq!(back.supervision().unwrap(), sup, "{text}");
+            assert_eq!(back, record, "{text}");
         }
     }
 
     #[test]
-    fn give_up_record_reads_like_a_tagged_enum() {
-        for (json, record) in [
+    fn give_up_reads_like_a_tagged_enum() {
+        for (json, reason) in [
             (
                 r#"{"kind":"crash-loop","exits":3,"windowMs":10}"#,
-                GiveUpRecord::CrashLoop {
+                GiveUpReason::CrashLoop {
                     exits: 3,
-                    window_ms: 10,
+                    window: Duration::from_millis(10),
                 },
             ),
             (
                 r#"{"kind":"max-retries","retries":2}"#,
-                GiveUpRecord::MaxRetries { retries: 2 },
+                GiveUpReason::MaxRetries { retries: 2 },
             ),
         ] {
-            assert_eq!(serde_json::to_string(&record).unwrap(), json);
-            assert_eq!(serde_json::from_str::<GiveUpRecord>(json).unwrap(), record);
+            assert_eq!(serde_json::to_string(&reason).unwrap(), json);
+            assert_eq!(serde_json::from_str::<GiveUpReason>(json).unwrap(), reason);
         }
         // serde's own texts for its internally tagged enum.
         for (bad, why) in [
@@ -718,7 +501,7 @@ mod tests {
                 "invalid type: integer `1`, expected variant identifier at line 1 column 9",
             ),
         ] {
-            let e = serde_json::from_str::<GiveUpRecord>(bad)
+            let e = serde_json::from_str::<GiveUpReason>(bad)
                 .unwrap_err()
                 .to_string();
             assert_eq!(e, why, "{bad}");
@@ -752,6 +535,27 @@ mod tests {
         fs::write(store.file(RECORD_FILE), "{not json").unwrap();
         let err = store.read_record().unwrap_err().to_string();
         assert!(err.contains("supervision.json"), "{err}");
+        store.remove().unwrap();
+    }
+
+    #[test]
+    fn settings_are_validated_when_read_back() {
+        let t = TempRoot::new("settings");
+        let root = t.root();
+        let store = Store::reserve(&root, "s").unwrap();
+        let sup = Supervision::new(Settings::default());
+        let record = Record::new("s", Path::new("/b"), Mode::Detached, me(), None, sup);
+        let good = serde_json::to_string(&record).unwrap();
+        for (field, value, why) in [
+            ("\"no\"", "\"sometimes\"", "unknown policy `sometimes`"),
+            ("\"1m\"", "\"50ms\"", "is shorter than the restart delay"),
+            ("\"10s\"", "\"ten\"", "ten"),
+        ] {
+            assert!(good.contains(field), "{good}");
+            fs::write(store.file(RECORD_FILE), good.replacen(field, value, 1)).unwrap();
+            let err = store.read_record().unwrap_err().to_string();
+            assert!(err.contains(RECORD_FILE) && err.contains(why), "{err}");
+        }
         store.remove().unwrap();
     }
 }

@@ -21,8 +21,13 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::{format_duration, parse_duration};
 use crate::{Error, Result};
+
+mod wire;
+pub(crate) use wire::millis;
 
 /// A point in time: milliseconds since an epoch the caller picks.
 ///
@@ -30,7 +35,10 @@ use crate::{Error, Result};
 /// a clock that goes backwards (it reads as zero elapsed time) but a persisted state only
 /// makes sense with a clock that survives what the state survives (wall-clock milliseconds
 /// for state kept across reboots).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct Timestamp(u64);
 
 impl Timestamp {
@@ -49,13 +57,13 @@ impl Timestamp {
 
     /// `self + duration`, saturating at the end of time.
     pub fn saturating_add(self, duration: Duration) -> Timestamp {
-        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        Timestamp(self.0.saturating_add(ms))
+        Timestamp(self.0.saturating_add(millis(duration)))
     }
 }
 
-/// How a container's process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a container's process ended (written `{"code": 1}`, `{"signal": 9}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ExitStatus {
     /// It exited with this code.
     Code(i32),
@@ -264,8 +272,10 @@ impl fmt::Display for CrashLoop {
     }
 }
 
-/// Everything the engine needs to know about how a container is supervised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Everything the engine needs to know about how a container is supervised. Written as
+/// people write it (`on-failure:3`, `100ms`), and validated when read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "wire::SettingsWire", try_from = "wire::SettingsWire")]
 pub struct Settings {
     pub policy: RestartPolicy,
     pub backoff: Backoff,
@@ -367,11 +377,18 @@ impl fmt::Display for StopReason {
     }
 }
 
-/// Why the engine stopped restarting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why the engine stopped restarting. Written as a record tagged by its `kind`
+/// (`{"kind":"crash-loop","exits":3,"windowMs":10}`); read by [`wire::WireGiveUp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "wire::WireGiveUp")]
 pub enum GiveUpReason {
     /// `exits` exits happened within `window`.
-    CrashLoop { exits: u32, window: Duration },
+    #[serde(rename_all = "camelCase")]
+    CrashLoop {
+        exits: u32,
+        #[serde(rename = "windowMs", with = "wire::ms")]
+        window: Duration,
+    },
     /// on-failure's `retries` consecutive restarts all failed.
     MaxRetries { retries: u32 },
 }
@@ -395,12 +412,15 @@ impl fmt::Display for GiveUpReason {
 }
 
 /// The last exit the engine saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LastExit {
     /// `None`: unknown (the start failed, or it died while no supervisor watched).
     pub status: Option<ExitStatus>,
+    #[serde(rename = "atMs")]
     pub at: Timestamp,
     /// How long that run lasted (zero if its start is unknown).
+    #[serde(rename = "ranForMs", with = "wire::ms")]
     pub ran_for: Duration,
 }
 
@@ -417,7 +437,11 @@ pub struct LastExit {
 /// - Only exits the policy would restart count for backoff, retries and the crash-loop
 ///   window: an exit after a user stop, an exit under `no`, a success under `on-failure`
 ///   do not.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialised as it is (persist.rs keeps it in `supervision.json`): times and durations in
+/// milliseconds, the settings as people write them (see `wire`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Supervision {
     pub settings: Settings,
     /// Restarts decided since supervision began (or since the last manual start).
@@ -425,13 +449,17 @@ pub struct Supervision {
     /// Restarts since the last run of at least `reset_after`; compared with on-failure's N.
     pub retries: u32,
     /// The delay of the last restart; `None` after a reset (the next one waits `initial`).
+    #[serde(rename = "delayMs", with = "wire::opt_ms")]
     pub delay: Option<Duration>,
     /// Times of the exits inside the crash-loop window, oldest first, at most `max_exits`.
+    #[serde(rename = "recentExitsMs")]
     pub recent_exits: Vec<Timestamp>,
     /// When the current run started; `None` while the container is not running.
+    #[serde(rename = "startedAtMs")]
     pub started_at: Option<Timestamp>,
     pub last_exit: Option<LastExit>,
     /// When the pending restart is due; `None` if none is pending.
+    #[serde(rename = "nextRestartAtMs")]
     pub next_restart_at: Option<Timestamp>,
     /// The user stopped the container; cleared by a manual start, or by `always` when the
     /// supervisor starts again.
@@ -439,9 +467,11 @@ pub struct Supervision {
     /// Set once the engine gives up; then it only ever says `StayStopped(GaveUp)`.
     pub gave_up: Option<GiveUpReason>,
     /// A health check asked for a restart: the next exit restarts whatever its status.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forced_restart: bool,
     /// The supervisor shut down (or is shutting down) while this container was supervised:
     /// nothing restarts until the next supervisor start, which starts it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shutdown: bool,
 }
 

@@ -10,7 +10,7 @@ use super::{Engine, Source};
 use crate::ctl::{Incoming, Request, Response};
 use crate::events::rfc3339_ms;
 use crate::metrics::{self, Sample};
-use crate::persist::Phase;
+use crate::persist::{split_status, Phase};
 use crate::policy;
 use crate::rollout::Slot;
 use crate::service::{self, Service};
@@ -260,7 +260,7 @@ impl Engine<'_> {
             if deps_ready {
                 r.manual_start(&mut self.ctx);
             } else {
-                r.sup.reset();
+                r.record.sup.reset();
                 r.wait_for_dependencies(&mut self.ctx);
             }
         }
@@ -380,11 +380,12 @@ impl Engine<'_> {
                     .values()
                     .filter(|r| r.service.name == s.spec.name)
                     .map(|r| {
-                        let last_exit = r.record.last_exit.map(|e| {
+                        let last_exit = r.record.sup.last_exit.map(|e| {
+                            let (code, signal) = split_status(e.status);
                             json!({
-                                "code": e.code,
-                                "signal": e.signal,
-                                "time": rfc3339_ms(e.at_ms),
+                                "code": code,
+                                "signal": signal,
+                                "time": rfc3339_ms(e.at.as_millis()),
                             })
                         });
                         let health = r.health.as_ref().map(|h| {
@@ -402,7 +403,7 @@ impl Engine<'_> {
                             "pid": r.pid(),
                             "health": health,
                             "notifyStatus": r.notify_status,
-                            "restarts": r.sup.restart_count,
+                            "restarts": r.record.sup.restart_count,
                             "lastExit": last_exit,
                             "reason": r.record.end_reason,
                             "bundle": r.service.version.bundle,
@@ -450,7 +451,7 @@ impl Engine<'_> {
                     service: r.service.name.clone(),
                     container: r.id.clone(),
                     up: r.is_running(),
-                    restarts: r.sup.restart_count,
+                    restarts: r.record.sup.restart_count,
                     health: r.health.as_ref().map(|h| h.status),
                     ..Sample::default()
                 };

@@ -468,7 +468,7 @@ impl<'r> Engine<'r> {
                 self.end = Some(End {
                     phase: r.phase(),
                     reason: r.record.end_reason.clone().unwrap_or_default(),
-                    last: r.sup.last_exit.and_then(|e| e.status),
+                    last: r.record.sup.last_exit.and_then(|e| e.status),
                     deleted: r.deleted,
                 });
             }

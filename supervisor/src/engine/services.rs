@@ -75,19 +75,18 @@ impl Engine<'_> {
             Some(store) => store,
             None => Store::reserve(self.ctx.root, &id)?,
         };
-        let sup = Supervision::new(spec.behaviour.settings);
         let mut record = Record::new(
             &id,
             &spec.version.bundle,
             self.ctx.opts.mode,
             self.ctx.me,
             self.ctx.opts.log,
-            &sup,
+            Supervision::new(spec.behaviour.settings),
         );
         if self.ctx.opts.mode == Mode::Service {
             record.service = Some(spec.name.clone());
         }
-        Replica::new(&mut self.ctx, &id, slot, spec.clone(), store, record, sup)
+        Replica::new(&mut self.ctx, &id, slot, spec.clone(), store, record)
     }
 
     /// Adds a service whose replicas wait for its dependencies.
@@ -470,7 +469,7 @@ impl Engine<'_> {
             .values()
             .filter(|r| {
                 !r.is_final()
-                    && !r.sup.shutdown
+                    && !r.record.sup.shutdown
                     && (ready_to_stop.contains(&r.service.name)
                         || !graph.contains_key(&r.service.name))
             })

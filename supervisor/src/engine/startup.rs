@@ -27,7 +27,7 @@ use crate::annotations::Overrides;
 use crate::ctl::{self, Listener};
 use crate::health::{self, Health};
 use crate::persist::{Mode, Phase, ProcRef, Record, Store, DAEMON_DIR, SUPERVISE_DIR};
-use crate::policy::{self, Decision, Supervision};
+use crate::policy::{self, Decision};
 use crate::rollout::Slot;
 use crate::service::{self, Behaviour, Service};
 
@@ -222,14 +222,11 @@ impl Engine<'_> {
         store: Store,
         mut record: Record,
     ) -> Result<Replica> {
-        let sup = record
-            .supervision()
-            .unwrap_or_else(|_| Supervision::new(spec.behaviour.settings));
         let health = resumed_health(&record);
         let was_waiting = record.phase == Phase::Waiting;
         record.mode = self.ctx.opts.mode;
         record.log = self.ctx.opts.log;
-        let mut r = Replica::new(&mut self.ctx, id, slot, spec.clone(), store, record, sup)?;
+        let mut r = Replica::new(&mut self.ctx, id, slot, spec.clone(), store, record)?;
         if let Some(pidfd) = live_init(self.ctx.root, id) {
             r.adopt(&mut self.ctx, pidfd, health)?;
             return Ok(r);
@@ -238,14 +235,14 @@ impl Engine<'_> {
             r.record.phase = Phase::Waiting;
             return Ok(r);
         }
-        if r.sup.shutdown && self.ctx.opts.mode == Mode::Service {
+        if r.record.sup.shutdown && self.ctx.opts.mode == Mode::Service {
             // A clean shutdown: start again in dependency order, unless the user stopped it.
-            let decision = r.sup.on_event(
+            let decision = r.record.sup.on_event(
                 policy::Event::DaemonRestart { running: false },
                 self.ctx.now(),
             );
             if let Decision::RestartAfter(_) = decision {
-                r.sup.next_restart_at = None;
+                r.record.sup.next_restart_at = None;
                 r.record.phase = Phase::Waiting;
             } else {
                 r.record.supervisor = self.ctx.me;

@@ -29,7 +29,7 @@ use crate::health::{self, Health};
 use crate::logs::RotatingLog;
 use crate::notify::NotifySocket;
 use crate::persist::{Mode, Phase, Record, Store};
-use crate::policy::{self, Decision, ExitStatus, Supervision};
+use crate::policy::{self, Decision, ExitStatus};
 use crate::rollout::Slot;
 use crate::service::Service;
 use crate::stdio::{self, OutputFifo};
@@ -66,8 +66,9 @@ pub struct Replica {
     /// The version (bundle, config, behaviour) it runs.
     pub service: Service,
     pub store: Store,
+    /// What `supervision.json` says, the policy state (`record.sup`) included: changed in
+    /// place, written by [`persist`](Self::persist).
     pub record: Record,
-    pub sup: Supervision,
     events: EventLog,
     init: Option<Init>,
     output: Option<Output>,
@@ -93,16 +94,15 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica with supervision dir `store`, `record` and policy state `sup` (fresh or
-    /// read back), not running yet.
+    /// A replica with supervision dir `store` and `record` (fresh or read back), not
+    /// running yet.
     pub fn new(
         ctx: &mut Ctx<'_>,
         id: &str,
         slot: Slot,
         service: Service,
         store: Store,
-        mut record: Record,
-        sup: Supervision,
+        record: Record,
     ) -> Result<Replica> {
         let events = EventLog::open(&store)?;
         let output = match ctx.opts.log {
@@ -121,14 +121,12 @@ impl Replica {
         } else {
             None
         };
-        record.capture(&sup);
         let mut r = Replica {
             id: id.to_string(),
             slot,
             service,
             store,
             record,
-            sup,
             events,
             init: None,
             output,
@@ -179,6 +177,7 @@ impl Replica {
         self.record.supervisor = ctx.me;
         self.emit(ctx, self.event(Kind::Adopted).pid(pid));
         let decision = self
+            .record
             .sup
             .on_event(policy::Event::DaemonRestart { running: true }, ctx.now());
         self.record.phase = Phase::Running;
@@ -199,7 +198,7 @@ impl Replica {
     /// The decision for a supervisor start that found this container not running.
     pub fn resume_stopped(&mut self, ctx: &mut Ctx<'_>) {
         self.record.supervisor = ctx.me;
-        if self.record.phase == Phase::Running && self.sup.started_at.is_some() {
+        if self.record.phase == Phase::Running && self.record.sup.started_at.is_some() {
             let event = self
                 .event(Kind::Exited)
                 .status(None)
@@ -207,6 +206,7 @@ impl Replica {
             self.emit(ctx, event);
         }
         let decision = self
+            .record
             .sup
             .on_event(policy::Event::DaemonRestart { running: false }, ctx.now());
         self.apply(ctx, decision);
@@ -282,7 +282,7 @@ impl Replica {
         self.record.container_pid = Some(pid);
         self.notified_ready = false;
         let now = ctx.now();
-        let decision = self.sup.on_event(policy::Event::Started, now);
+        let decision = self.record.sup.on_event(policy::Event::Started, now);
         self.record.phase = Phase::Running;
         self.record.end_reason = None;
         if let Some(check) = &self.service.behaviour.health {
@@ -320,7 +320,10 @@ impl Replica {
                 self.id.clone(),
                 format!("failed to start: {e}"),
             ));
-            let decision = self.sup.on_event(policy::Event::StartFailed, ctx.now());
+            let decision = self
+                .record
+                .sup
+                .on_event(policy::Event::StartFailed, ctx.now());
             self.apply(ctx, decision);
         }
     }
@@ -370,7 +373,7 @@ impl Replica {
             ctx.notes
                 .push(Note::Exited(self.id.clone(), "not started".into()));
         }
-        let decision = self.sup.on_event(event, ctx.now());
+        let decision = self.record.sup.on_event(event, ctx.now());
         self.apply(ctx, decision);
     }
 
@@ -379,7 +382,7 @@ impl Replica {
         if self.is_running() || matches!(self.record.phase, Phase::Restarting) {
             return;
         }
-        self.sup.reset();
+        self.record.sup.reset();
         self.launch_or_fail(ctx);
     }
 
@@ -396,13 +399,15 @@ impl Replica {
         let (marked, deleted) = self.stop_marked(ctx, status);
         let marked = marked && !std::mem::take(&mut self.killing);
         let now = ctx.now();
-        if (marked || deleted) && !self.sup.stop_requested {
+        if (marked || deleted) && !self.record.sup.stop_requested {
             // The policy still sees it running: it answers "terminate", which has happened.
             let _ = self
+                .record
                 .sup
                 .on_event(policy::Event::StopRequested { timeout: None }, now);
         }
         let ran_for = self
+            .record
             .sup
             .started_at
             .map_or(Duration::ZERO, |start| now.saturating_since(start));
@@ -417,8 +422,11 @@ impl Replica {
         };
         ctx.notes.push(Note::Exited(self.id.clone(), why));
         let decision = match status {
-            Some(status) => self.sup.on_event(policy::Event::Exited { status }, now),
-            None => self.sup.on_event(policy::Event::Lost, now),
+            Some(status) => self
+                .record
+                .sup
+                .on_event(policy::Event::Exited { status }, now),
+            None => self.record.sup.on_event(policy::Event::Lost, now),
         };
         if deleted {
             self.deleted = true;
@@ -494,7 +502,7 @@ impl Replica {
                 self.emit(
                     ctx,
                     self.event(Kind::Restarting)
-                        .delay(delay, self.sup.restart_count),
+                        .delay(delay, self.record.sup.restart_count),
                 );
                 ctx.timers
                     .set(Timer::Restart(self.id.clone()), ctx.mono() + millis(delay));
@@ -510,7 +518,7 @@ impl Replica {
         self.record.phase = phase;
         self.record.end_reason = Some(reason.clone());
         self.persist(ctx);
-        let last = self.sup.last_exit.and_then(|e| e.status);
+        let last = self.record.sup.last_exit.and_then(|e| e.status);
         let kind = if phase == Phase::GaveUp {
             Kind::GaveUp
         } else {
@@ -591,9 +599,8 @@ impl Replica {
         self.ready = ready;
     }
 
-    /// Writes the record with the policy's current state.
+    /// Writes the record (the policy's current state with it).
     pub fn persist(&mut self, ctx: &Ctx<'_>) {
-        self.record.capture(&self.sup);
         self.record.supervisor = ctx.me;
         if let Err(e) = self.store.write_record(&self.record) {
             warn(&self.id, &e);
