@@ -484,6 +484,9 @@ fn sigpipe() -> SigSet {
 mod tests {
     use super::*;
     use crate::test_support::TempDir;
+    use crate::ErrorKind;
+    use oci_spec::runtime::HookBuilder;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn the_create_hook_point_is_there_only_for_hooks_run_during_create() {
@@ -507,9 +510,6 @@ mod tests {
             assert_eq!(any_during_create(&spec(hooks.clone())), want, "{hooks}");
         }
     }
-    use crate::ErrorKind;
-    use oci_spec::runtime::HookBuilder;
-    use std::path::{Path, PathBuf};
 
     const PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
