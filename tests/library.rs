@@ -31,6 +31,10 @@ fn main() {
             a_single_threaded_caller_creates,
         ),
         (
+            "a_device_program_is_reused_and_updated_in_process",
+            a_device_program_is_reused_and_updated_in_process,
+        ),
+        (
             "init_errors_keep_their_kind_and_errno",
             init_errors_keep_their_kind_and_errno,
         ),
@@ -171,6 +175,31 @@ fn a_single_threaded_caller_creates() {
     let state = container::state(&root, &created.state.id).unwrap();
     assert_eq!(state["status"], "created", "{state}");
     remove(&root, created);
+    h.assert_clean();
+}
+
+/// A process creating containers of one spec (the supervisor, the shim) loads their device
+/// program once and attaches it to each new cgroup (cgroups/devices/mod.rs); an `update`
+/// that keeps the rules must still work (the kernel refuses a program attached twice to
+/// one cgroup), and a container created after it too.
+fn a_device_program_is_reused_and_updated_in_process() {
+    let h = harun_integration::harun!();
+    let root = StateRoot::new(h.root());
+    let mut b = h.bundle();
+    b.sh("sleep 60");
+    let first = create(&root, &h.id("dev-a"), &b).expect("create a");
+    let second = create(&root, &h.id("dev-b"), &b).expect("create b (program reused)");
+    let resources: oci_spec::runtime::LinuxResources =
+        serde_json::from_value(b.config()["linux"]["resources"].clone()).unwrap();
+    assert!(resources.devices().is_some(), "{resources:?}");
+    for created in [&first, &second] {
+        harun_runtime::cgroups::ops::update(&root, &created.state.id, &resources)
+            .expect("update with the same device rules");
+    }
+    let third = create(&root, &h.id("dev-c"), &b).expect("create c after the updates");
+    for created in [first, second, third] {
+        remove(&root, created);
+    }
     h.assert_clean();
 }
 

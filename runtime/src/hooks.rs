@@ -76,6 +76,20 @@ impl Stage {
     }
 }
 
+/// Whether `spec` has hooks that run while the init is being set up (prestart,
+/// createRuntime, createContainer). Without any, the parent and the init skip the hook
+/// point of their protocol (one round trip and the OCI state sent across); both sides ask
+/// this same function, so they agree.
+pub fn any_during_create(spec: &Spec) -> bool {
+    [
+        Stage::Prestart,
+        Stage::CreateRuntime,
+        Stage::CreateContainer,
+    ]
+    .into_iter()
+    .any(|stage| !stage.hooks(spec).is_empty())
+}
+
 /// Pure: every hook path absolute, `timeout` (if set) > 0, env entries `KEY=VALUE`, no NUL
 /// bytes. Field: `hooks.poststart[1].path`.
 pub fn validate(spec: &Spec) -> Result<()> {
@@ -473,6 +487,29 @@ mod tests {
     use crate::ErrorKind;
     use oci_spec::runtime::HookBuilder;
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn the_create_hook_point_is_there_only_for_hooks_run_during_create() {
+        let spec = |hooks: serde_json::Value| -> Spec {
+            serde_json::from_value(serde_json::json!({"ociVersion": "1.2.0", "hooks": hooks}))
+                .unwrap()
+        };
+        let hook = serde_json::json!([{"path": "/bin/true"}]);
+        let table = [
+            (serde_json::json!({}), false),
+            (
+                serde_json::json!({"poststart": hook, "poststop": hook}),
+                false,
+            ),
+            (serde_json::json!({"startContainer": hook}), false),
+            (serde_json::json!({"prestart": hook}), true),
+            (serde_json::json!({"createRuntime": hook}), true),
+            (serde_json::json!({"createContainer": hook}), true),
+        ];
+        for (hooks, want) in table {
+            assert_eq!(any_during_create(&spec(hooks.clone())), want, "{hooks}");
+        }
+    }
 
     const PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -387,7 +387,12 @@ fn follow_init(ch: &channel::Channel, st: &State, bundle: &Bundle) -> Result<()>
         idmap::write_maps(st.pid, &bundle.spec)?;
         ch.send(&ToInit::Mapped).map_err(died)?;
     }
-    let mut expect = Expect::RuntimeHooks;
+    // Without hooks to run during create, the init goes on without asking (init.rs).
+    let mut expect = if hooks::any_during_create(&bundle.spec) {
+        Expect::RuntimeHooks
+    } else {
+        Expect::Ready
+    };
     loop {
         let msg: Option<FromInit> = ch.recv().map_err(died)?;
         let (next, action) = expect.next(msg);

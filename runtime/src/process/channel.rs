@@ -53,7 +53,8 @@ pub enum ToInit {
     Continue { state: String },
 }
 
-/// What the parent expects next.
+/// What the parent expects next: first `RuntimeHooks`, or `Ready` when the spec has no hooks
+/// to run during create (`hooks::any_during_create`: the init does not ask then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
     RuntimeHooks,

@@ -111,10 +111,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
 
     let new_cgroup_ns = a.plan.is_new(LinuxNamespaceType::Cgroup);
     rootfs::prepare(a.spec, a.bundle, a.rootfs, new_cgroup_ns, a.overlay)?;
-    let state = runtime_hooks(a)?;
-    let state = hooks::state_in_container(&state, "creating", std::process::id() as i32);
-    let create_container = Stage::CreateContainer.hooks(a.spec);
-    hooks::run(Stage::CreateContainer, create_container, state.as_bytes())?;
+    if hooks::any_during_create(a.spec) {
+        let state = runtime_hooks(a)?;
+        let state = hooks::state_in_container(&state, "creating", std::process::id() as i32);
+        let create_container = Stage::CreateContainer.hooks(a.spec);
+        hooks::run(Stage::CreateContainer, create_container, state.as_bytes())?;
+    }
     rootfs::enter(a.spec, a.rootfs, a.no_pivot)?;
 
     set_uts(a.spec)?;
