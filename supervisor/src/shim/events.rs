@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::MessageDyn;
+use containerd_shim_protos::protobuf::{CodedOutputStream, MessageDyn};
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::ttrpc::context;
@@ -195,11 +195,21 @@ fn event_type(topic: &str) -> &'static str {
     }
 }
 
-/// A message as an Any of type `type_url`.
+/// A message as an Any of type `type_url`. Encoded by hand rather than with protobuf's
+/// `write_to_bytes_dyn`, which asks for the message's descriptor (for an error text it never
+/// needs): building it parsed the whole events .proto onto the heap, ~0.5 MiB that every
+/// shim then kept.
 pub fn to_any(m: &dyn MessageDyn, type_url: &str) -> Result<Any, String> {
     let mut any = Any::new();
     any.type_url = type_url.to_string();
-    any.value = m.write_to_bytes_dyn().map_err(|e| e.to_string())?;
+    let size = usize::try_from(m.compute_size_dyn()).map_err(|e| e.to_string())?;
+    let mut value = Vec::with_capacity(size);
+    let mut os = CodedOutputStream::vec(&mut value);
+    m.write_to_with_cached_sizes_dyn(&mut os)
+        .and_then(|()| os.flush())
+        .map_err(|e| e.to_string())?;
+    drop(os);
+    any.value = value;
     Ok(any)
 }
 
@@ -244,5 +254,24 @@ mod tests {
             ProcessDetails::new().descriptor_dyn().full_name()
         );
         assert_eq!(METRICS, Metrics::new().descriptor_dyn().full_name());
+    }
+
+    #[test]
+    fn any_bytes_are_protobufs_own() {
+        let mut exit = TaskExit::new();
+        exit.container_id = "c1".into();
+        exit.id = "e1".into();
+        exit.pid = 42;
+        exit.exit_status = 3;
+        exit.exited_at = Some(now()).into();
+        let any = to_any(&exit, "containerd.events.TaskExit").unwrap();
+        assert_eq!(any.type_url, "containerd.events.TaskExit");
+        assert_eq!(
+            any.value,
+            (&exit as &dyn MessageDyn).write_to_bytes_dyn().unwrap()
+        );
+        assert!(!any.value.is_empty());
+        let empty = to_any(&TaskStart::new(), "containerd.events.TaskStart").unwrap();
+        assert!(empty.value.is_empty());
     }
 }
