@@ -6,7 +6,7 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=HARUN_COMMIT");
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/build.rs");
     let commit = std::env::var("HARUN_COMMIT")
         .ok()
         .filter(|c| !c.is_empty())
