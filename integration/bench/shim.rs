@@ -182,7 +182,7 @@ fn memory(ctd: &Containerd, dir: &Path, pairs: &[Pair], common: &[String]) -> R<
         std::thread::sleep(std::time::Duration::from_secs(2));
         let (mut rss, mut pss) = (0, 0);
         for id in &ids {
-            for pid in shim_pids(p.shim, id) {
+            for pid in harun_integration::procs::shim_serving(p.shim, id) {
                 let (r, s) = memory_of(pid);
                 rss += r;
                 pss += s;
@@ -198,26 +198,6 @@ fn memory(ctd: &Containerd, dir: &Path, pairs: &[Pair], common: &[String]) -> R<
         out.push((rss / RUNNING as u64, pss / RUNNING as u64));
     }
     Ok(out)
-}
-
-/// Processes of `shim` serving container `id` (`-id ID` in their command line).
-fn shim_pids(shim: &str, id: &str) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                return false;
-            };
-            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
-            let is_shim = args.first().is_some_and(|a| a.ends_with(shim.as_bytes()));
-            is_shim
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
-        })
-        .collect()
 }
 
 /// (VmRSS, Pss) of `pid` in KiB.

@@ -22,7 +22,7 @@ use harun_integration::clients::host::{self, patience};
 use harun_integration::clients::image::{self, Image, Spec};
 use harun_integration::clients::runtime::{shim_by_path, SHIM_RUNTIME};
 use harun_integration::clients::suite::SuiteEnv;
-use harun_integration::ensure;
+use harun_integration::{ensure, procs};
 
 const IMAGE: &str = "docker.io/library/busybox:local";
 const NS: &str = "hc";
@@ -753,7 +753,7 @@ fn dead_shim(c: &Ctx) -> CheckResult {
         .spawn()?;
     c.run(&["-d"], id, &["sh", "-c", "exit 3"]).run()?.ok()?;
     c.wait_task(id, "STOPPED")?;
-    let shims = shim_processes(id);
+    let shims = procs::shim_serving("containerd-shim-harun-v2", id);
     ensure!(!shims.is_empty(), "no shim process for {id}");
     for pid in &shims {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
@@ -780,7 +780,7 @@ fn idle_shim(c: &Ctx) -> CheckResult {
     let id = "hc-idle";
     c.run(&["-d"], id, &["sleep", "1000"]).run()?.ok()?;
     c.wait_task(id, "RUNNING")?;
-    let shims = shim_processes(id);
+    let shims = procs::shim_serving("containerd-shim-harun-v2", id);
     ensure!(!shims.is_empty(), "no shim process for {id}");
     // The shim gives memory back after two quiet moments of 300 ms (events.rs), then sleeps.
     std::thread::sleep(Duration::from_secs(3));
@@ -826,25 +826,6 @@ fn wake_ups(pids: &[i32]) -> Vec<(String, u64)> {
         }
     }
     out
-}
-
-/// Processes of harun's shim serving container `id` (`-id ID` in the command line).
-fn shim_processes(id: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
-            args.first()
-                .is_some_and(|a| a.ends_with(b"containerd-shim-harun-v2"))
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
-        })
-        .collect()
 }
 
 /// A container over its memory limit: the OOM killer ends it, containerd says so.

@@ -22,6 +22,7 @@ use harun_integration::clients::image::{self, Spec};
 use harun_integration::clients::runtime::SHIM_RUNTIME;
 use harun_integration::clients::suite::SuiteEnv;
 use harun_integration::ensure;
+use harun_integration::procs;
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -591,22 +592,14 @@ fn pod_lifecycle(s: &mut Suite, c: &Ctx) {
 /// harun shim daemons started by the containerd at `sock` (the engine, a fork of each,
 /// is named `harun-shim-eng`).
 fn shim_daemons(sock: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
-            comm.trim() != "harun-shim-eng"
-                && args
-                    .first()
-                    .is_some_and(|a| a.ends_with(b"containerd-shim-harun-v2"))
-                && args.contains(&sock.as_bytes())
-        })
-        .collect()
+    procs::with_args(|pid, args| {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        comm.trim() != "harun-shim-eng"
+            && args
+                .first()
+                .is_some_and(|a| a.ends_with("containerd-shim-harun-v2"))
+            && args.iter().any(|a| a == sock)
+    })
 }
 
 fn cleanup(c: &mut Ctx) -> CheckResult {

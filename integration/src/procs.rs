@@ -125,6 +125,27 @@ pub fn scan(env_entry: &str, needle: &str) -> Vec<(i32, String)> {
     found
 }
 
+/// Live processes (zombies left out) whose command line (argv) satisfies `pred`.
+pub fn with_args(pred: impl Fn(i32, &[String]) -> bool) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| !matches!(stat(pid), None | Some(('Z', _)) | Some(('X', _))))
+        .filter(|&pid| pred(pid, &read_nul_list(pid, "cmdline")))
+        .collect()
+}
+
+/// The processes of the containerd shim binary `shim` (argv[0] ends with it) serving
+/// container `id` (`-id ID` in its arguments): for harun's shim, its daemon and engine.
+pub fn shim_serving(shim: &str, id: &str) -> Vec<i32> {
+    with_args(|_, args| {
+        args.first().is_some_and(|a| a.ends_with(shim))
+            && args.windows(2).any(|w| w[0] == "-id" && w[1] == id)
+    })
+}
+
 fn read_nul_list(pid: i32, file: &str) -> Vec<String> {
     fs::read(format!("/proc/{pid}/{file}"))
         .map(|b| {
