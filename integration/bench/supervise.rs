@@ -184,7 +184,8 @@ impl World {
         c
     }
 
-    fn start(&mut self) -> R<i32> {
+    /// `harun supervise` of the services, in the background; its pid.
+    fn spawn(&mut self) -> R<i32> {
         let child = self
             .harun()
             .arg("supervise")
@@ -195,6 +196,12 @@ impl World {
             .map_err(|e| format!("spawn harun supervise: {e}"))?;
         let pid = child.id() as i32;
         self.supervisor = Some(child);
+        Ok(pid)
+    }
+
+    /// [`spawn`](Self::spawn), then wait until every service runs.
+    fn start(&mut self) -> R<i32> {
+        let pid = self.spawn()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(st) = self.status() {
@@ -348,16 +355,7 @@ impl World {
             self.add(&format!("svc{i}"), idle, "100ms")?;
         }
         // The flapping one is never "running" for long: start, then look at it by hand.
-        let child = self
-            .harun()
-            .arg("supervise")
-            .arg(&self.services)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn harun supervise: {e}"))?;
-        let pid = child.id() as i32;
-        self.supervisor = Some(child);
+        let pid = self.spawn()?;
         sleep(Duration::from_secs(2));
         println!(
             "## harun supervise soak: `flap` exits at once and restarts after 50 ms, beside {} idle services, for {:?}\n",
